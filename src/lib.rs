@@ -1,0 +1,21 @@
+//! zk-states: kazoo's `kazoo.protocol.states` model (ZooKeeper event types,
+//! keeper states, kazoo's connection state, the watched event, the znode `Stat`)
+//! and its watch/listener dispatch, for C and every language with a C FFI.
+//!
+//! The safe core (`status`, `event`, `state`, `stat`, `wire`) has no `unsafe`;
+//! the `ffi` module is the thin C ABI over it, from which cbindgen generates
+//! `include/zk_states.h`.
+#![allow(non_camel_case_types)]
+#![warn(missing_docs)]
+
+pub mod event;
+pub mod ffi;
+pub mod stat;
+pub mod state;
+pub mod status;
+pub mod wire;
+
+pub use event::{zk_event_type, zk_watched_event, ZK_ZXID_UNKNOWN};
+pub use stat::{zk_stat, zk_stat_properties, ZK_STAT_FORMAT_MAX, ZK_STAT_WIRE_SIZE};
+pub use state::{zk_kazoo_state, zk_keeper_state};
+pub use status::zk_status;
