@@ -48,6 +48,68 @@
 #define ZK_STATES_ABI_VERSION 1
 
 /**
+ * Dispatcher and state-machine option: Curator-style listener states. Listeners
+ * are told `ZK_KAZOO_STATE_CONNECTED` for the first connection,
+ * `ZK_KAZOO_STATE_RECONNECTED` for every later one, and
+ * `ZK_KAZOO_STATE_READ_ONLY` for a read-only connection (where kazoo says
+ * `CONNECTED` for all three).
+ */
+#define ZK_DISPATCHER_CURATOR_STATES 1
+
+/**
+ * Dispatcher and state-machine option: Java-client watch semantics on a
+ * connection loss. Instead of kazoo's "fire every one-shot watch once with a
+ * NONE event and drop it", every watch receives the NONE event and stays
+ * registered (the Java client re-registers them with SetWatches on
+ * reconnect). A lost session still resets every watch.
+ */
+#define ZK_DISPATCHER_KEEP_WATCHES 2
+
+/**
+ * Every option bit defined by this version.
+ */
+#define ZK_DISPATCHER_ALL_OPTIONS (ZK_DISPATCHER_CURATOR_STATES | ZK_DISPATCHER_KEEP_WATCHES)
+
+/**
+ * Session action: fire every one-shot (data and child) watch once with a NONE
+ * event and forget it (kazoo's `_reset_watchers`).
+ */
+#define ZK_SESSION_ACTION_FIRE_ONE_SHOT 1
+
+/**
+ * Session action: fire every one-shot watch with a NONE event but keep it
+ * (Java semantics, with `ZK_DISPATCHER_KEEP_WATCHES`).
+ */
+#define ZK_SESSION_ACTION_NOTIFY_ONE_SHOT 2
+
+/**
+ * Session action: fire every persistent and persistent-recursive watch with a
+ * NONE event; they stay registered unless `ZK_SESSION_ACTION_DROP_PERSISTENT`
+ * is also set.
+ */
+#define ZK_SESSION_ACTION_NOTIFY_PERSISTENT 4
+
+/**
+ * Session action: forget every persistent and persistent-recursive watch (after
+ * notifying them): the session they were registered in is gone.
+ */
+#define ZK_SESSION_ACTION_DROP_PERSISTENT 8
+
+/**
+ * Session action: fail every pending request (kazoo's `_notify_pending`):
+ * `AuthFailedError` for AUTH_FAILED, `SessionExpiredError` for
+ * EXPIRED_SESSION, `ConnectionLoss` otherwise. Informational for clients that
+ * reuse the machine; a dispatcher has no requests.
+ */
+#define ZK_SESSION_ACTION_FAIL_PENDING 16
+
+/**
+ * Session action: forget the session id and password (kazoo's `_reset_session`).
+ * Informational, like `ZK_SESSION_ACTION_FAIL_PENDING`.
+ */
+#define ZK_SESSION_ACTION_RESET_SESSION 32
+
+/**
  * The size in bytes of a jute-encoded `Stat` (kazoo's `!qqqqiiiqiiq`).
  */
 #define ZK_STAT_WIRE_SIZE 68
@@ -217,6 +279,162 @@ typedef int32_t zk_kazoo_state;
 #endif // __cplusplus
 
 /**
+ * The result of every fallible `zk_` function.
+ *
+ * `ZK_OK` (0) is success; every failure has its own nonzero code that never
+ * changes meaning once released (new codes are only ever appended). Functions
+ * return it as a plain `int32_t`; turn any code into text with
+ * `zk_status_message()`. Output parameters are written only when the result is
+ * `ZK_OK`.
+ *
+ */
+enum zk_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Success.
+     */
+    ZK_OK = 0,
+    /**
+     * A required pointer argument was NULL.
+     */
+    ZK_ERR_NULL_ARGUMENT = 1,
+    /**
+     * The input ended before the fixed-size part of the encoding was complete.
+     */
+    ZK_ERR_TRUNCATED = 2,
+    /**
+     * An event type code is not one of `zk_event_type` (or not valid where it was given).
+     */
+    ZK_ERR_INVALID_EVENT_TYPE = 3,
+    /**
+     * A keeper (session) state code is not valid for the table it was looked up in.
+     */
+    ZK_ERR_INVALID_KEEPER_STATE = 4,
+    /**
+     * A kazoo connection state code is not one of `zk_kazoo_state`.
+     */
+    ZK_ERR_INVALID_KAZOO_STATE = 5,
+    /**
+     * A string (a znode path) is not valid UTF-8.
+     */
+    ZK_ERR_INVALID_UTF8 = 6,
+    /**
+     * The caller's output buffer is smaller than the encoding needs.
+     */
+    ZK_ERR_BUFFER_TOO_SMALL = 7,
+    /**
+     * A jute string length prefix is negative but not -1 (the null string).
+     */
+    ZK_ERR_NEGATIVE_LENGTH = 8,
+    /**
+     * A jute string length prefix runs past the end of the input.
+     */
+    ZK_ERR_LENGTH_EXCEEDS_INPUT = 9,
+    /**
+     * A reply header's xid is not -1, so the reply is not a watch notification.
+     */
+    ZK_ERR_NOT_A_NOTIFICATION = 10,
+    /**
+     * A name given to a `_from_name` function is not a known name (names are case-sensitive).
+     */
+    ZK_ERR_UNKNOWN_NAME = 11,
+    /**
+     * A watch kind is not one of the `ZK_WATCH_*` constants.
+     */
+    ZK_ERR_INVALID_WATCH_KIND = 12,
+    /**
+     * A znode path is not absolute (it must start with `/`), is empty, or holds a NUL byte.
+     */
+    ZK_ERR_INVALID_PATH = 13,
+    /**
+     * No watch or listener is registered under the given id (it was removed, or fired).
+     */
+    ZK_ERR_NOT_FOUND = 14,
+    /**
+     * The call would wait for the dispatch thread from the dispatch thread itself.
+     */
+    ZK_ERR_WOULD_DEADLOCK = 15,
+    /**
+     * The dispatcher is shutting down and accepts no more work.
+     */
+    ZK_ERR_SHUTTING_DOWN = 16,
+    /**
+     * The dispatcher's queue is at its configured bound; the item was refused and counted.
+     */
+    ZK_ERR_QUEUE_FULL = 17,
+    /**
+     * A length or size argument is larger than any valid object (above `PTRDIFF_MAX`).
+     */
+    ZK_ERR_SIZE_TOO_LARGE = 18,
+    /**
+     * An option or flag argument holds bits or a value the function does not define.
+     */
+    ZK_ERR_INVALID_ARGUMENT = 19,
+    /**
+     * A Rust panic was caught at the library boundary (a bug in zk-states; please report it).
+     */
+    ZK_ERR_PANIC = 20,
+    /**
+     * The operating system refused a resource (for example a thread could not be started).
+     */
+    ZK_ERR_SYSTEM = 21,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum zk_status zk_status;
+#else
+typedef int32_t zk_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The kind of a watch registered with `zk_watch_add()`.
+ *
+ */
+enum zk_watch_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A one-shot data watch (kazoo's `get(watch=)` and `exists(watch=)`): fires
+     * once on CREATED, CHANGED or DELETED of its path.
+     */
+    ZK_WATCH_DATA = 0,
+    /**
+     * A one-shot child watch (kazoo's `get_children(watch=)`): fires once on
+     * CHILD or DELETED of its path.
+     */
+    ZK_WATCH_CHILD = 1,
+    /**
+     * A persistent watch (ZooKeeper 3.6 `AddWatch` mode PERSISTENT): fires on
+     * every CREATED, CHANGED, DELETED and CHILD event of its path and stays.
+     */
+    ZK_WATCH_PERSISTENT = 2,
+    /**
+     * A persistent recursive watch (`AddWatch` mode PERSISTENT_RECURSIVE):
+     * fires on every CREATED, CHANGED and DELETED event of its path and of
+     * every descendant, never on CHILD events, and stays.
+     */
+    ZK_WATCH_PERSISTENT_RECURSIVE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum zk_watch_kind zk_watch_kind;
+#else
+typedef int32_t zk_watch_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The dispatcher itself (opaque to C). Rust code owns one through [`Dispatcher`].
+ */
+typedef struct zk_dispatcher zk_dispatcher;
+
+/**
  * A znode's metadata: ZooKeeper's `Stat`, kazoo's `ZnodeStat`.
  *
  * Field for field, and byte for byte (72 bytes with 4 bytes of padding after
@@ -366,6 +584,156 @@ typedef struct zk_watched_event {
      */
     int64_t zxid;
 } zk_watched_event;
+
+/**
+ * A watch callback: `event` and its path are valid only during the call
+ * (`event->path` is NUL-terminated, or NULL for a session event).
+ *
+ * Runs on the dispatcher's thread. It may call any `zk_` function, including
+ * `zk_watch_remove()` on its own id, except `zk_dispatcher_flush()` (which
+ * returns `ZK_ERR_WOULD_DEADLOCK` there). It must not unwind (C++ exceptions,
+ * `longjmp`) out of the call.
+ */
+typedef void (*zk_watch_fn)(const struct zk_watched_event *event, void *user_data);
+
+/**
+ * Releases a `user_data` (or `args`) pointer the library took ownership of. It
+ * runs exactly once, never while a callback using the pointer runs, and must
+ * not call `zk_dispatcher_free()` on the dispatcher being freed.
+ */
+typedef void (*zk_free_fn)(void *user_data);
+
+/**
+ * A state listener: told each real change of the kazoo state, on the
+ * dispatcher's thread. Return true to be removed (kazoo's convention), false
+ * to stay. Same re-entrancy rules as `zk_watch_fn`.
+ */
+typedef bool (*zk_listener_fn)(zk_kazoo_state state, void *user_data);
+
+/**
+ * A callback submitted with `zk_dispatcher_submit()` (kazoo's `Callback`): runs
+ * once on the dispatcher's thread. Same re-entrancy rules as `zk_watch_fn`.
+ */
+typedef void (*zk_callback_fn)(void *args);
+
+/**
+ * Counters of a dispatcher, read with `zk_dispatcher_stats_get()`.
+ *
+ * Every node event fed is accounted for exactly once:
+ * `events_fed = events_matched + events_unmatched + events_ignored`, and every
+ * refused call is counted in `refused_full` or `refused_closed`.
+ */
+typedef struct zk_dispatcher_stats {
+    /**
+     * Node events accepted by `zk_dispatcher_event()`.
+     */
+    uint64_t events_fed;
+    /**
+     * Accepted node events that matched at least one watch (queued for delivery).
+     */
+    uint64_t events_matched;
+    /**
+     * Accepted node events that matched no watch (or lay outside the chroot).
+     */
+    uint64_t events_unmatched;
+    /**
+     * Accepted events of a type kazoo ignores (NONE, NOT_WATCHING, *_WATCH_REMOVED).
+     */
+    uint64_t events_ignored;
+    /**
+     * Session states accepted by `zk_dispatcher_session()`, repeats included.
+     */
+    uint64_t sessions_fed;
+    /**
+     * Callbacks accepted by `zk_dispatcher_submit()`.
+     */
+    uint64_t submitted;
+    /**
+     * Calls refused with `ZK_ERR_QUEUE_FULL`.
+     */
+    uint64_t refused_full;
+    /**
+     * Calls refused with `ZK_ERR_SHUTTING_DOWN`.
+     */
+    uint64_t refused_closed;
+    /**
+     * Watch callbacks run.
+     */
+    uint64_t watch_calls;
+    /**
+     * Listener callbacks run.
+     */
+    uint64_t listener_calls;
+    /**
+     * Submitted callbacks run.
+     */
+    uint64_t submit_calls;
+    /**
+     * Callbacks that panicked (Rust callers only; C cannot unwind into the library).
+     */
+    uint64_t callback_panics;
+    /**
+     * Items waiting in the queue now.
+     */
+    uint64_t queued;
+    /**
+     * Watches registered now (a fired one-shot counts until its callback has run).
+     */
+    uint64_t watches;
+    /**
+     * Listeners registered now.
+     */
+    uint64_t listeners;
+    /**
+     * The sequence number given to the last accepted call (0: none yet).
+     */
+    uint64_t last_seq;
+} zk_dispatcher_stats;
+
+/**
+ * The state of kazoo's session machine: what `KazooClient` keeps in `_state`
+ * and `state`, plus whether a connection was ever made (Curator mode only).
+ * Initialise it with `zk_session_machine_init()`; a new machine is keeper
+ * state CLOSED, kazoo state LOST, as a new `KazooClient`.
+ */
+typedef struct zk_session_machine {
+    /**
+     * The current keeper state (a `zk_keeper_state` value): kazoo's `client._state`.
+     */
+    int32_t keeper_state;
+    /**
+     * The current kazoo state (a `zk_kazoo_state` value): kazoo's `client.state`.
+     */
+    int32_t kazoo_state;
+    /**
+     * True once a connected state was reached (used by Curator mode).
+     */
+    bool connected_before;
+} zk_session_machine;
+
+/**
+ * What one keeper state change does, as computed by `zk_session_machine_step()`.
+ */
+typedef struct zk_session_step {
+    /**
+     * False when the new state equals the current one: kazoo ignores repeats and
+     * nothing else in this struct is set.
+     */
+    bool changed;
+    /**
+     * True when listeners must be told `kazoo_state` (a real change of kazoo state).
+     */
+    bool notify;
+    /**
+     * The new kazoo state when `notify` is true (a `zk_kazoo_state` value).
+     */
+    int32_t kazoo_state;
+    /**
+     * `ZK_SESSION_ACTION_*` bits, to carry out after notifying listeners, in
+     * bit order.
+     */
+    uint32_t actions;
+} zk_session_step;
 
 #ifdef __cplusplus
 extern "C" {
@@ -622,6 +990,283 @@ int32_t zk_watched_event_decode(const uint8_t *buf, size_t len, struct zk_watche
  * Thread safety: any thread.
  */
 int32_t zk_notification_decode(const uint8_t *buf, size_t len, struct zk_watched_event *out);
+
+/**
+ * Creates a dispatcher with default options (kazoo semantics, unbounded
+ * queue) and starts its dispatch thread. It starts as a new `KazooClient`:
+ * keeper state CLOSED, kazoo state LOST.
+ *
+ * Returns NULL only if the thread cannot be started. Free it with
+ * `zk_dispatcher_free()`.
+ *
+ * Thread safety: any thread.
+ */
+struct zk_dispatcher *zk_dispatcher_new(void);
+
+/**
+ * Creates a dispatcher with options and stores it in `*out`.
+ *
+ * `options` is zero or more of `ZK_DISPATCHER_CURATOR_STATES` and
+ * `ZK_DISPATCHER_KEEP_WATCHES`. `queue_capacity` bounds how many node events
+ * and submitted callbacks may wait in the queue (0: unbounded); when it is
+ * full, `zk_dispatcher_event()` and `zk_dispatcher_submit()` return
+ * `ZK_ERR_QUEUE_FULL` without any effect and the refusal is counted in
+ * `refused_full`. Session changes and flushes are never refused for room, so
+ * the state machine never misses a transition.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`, `ZK_ERR_INVALID_ARGUMENT` (unknown
+ * option bits) or `ZK_ERR_SYSTEM` (no thread). `*out` is written only on success.
+ *
+ * Thread safety: any thread.
+ */
+int32_t zk_dispatcher_new_with(uint32_t options, size_t queue_capacity, struct zk_dispatcher **out);
+
+/**
+ * Frees a dispatcher: refuses new work (`ZK_ERR_SHUTTING_DOWN`), runs every
+ * callback already queued, stops the dispatch thread, then frees every
+ * registered watch's and listener's `user_data` (their free functions run on
+ * the calling thread). NULL is a no-op. Must not be called twice, and no
+ * other thread may use the dispatcher once this is called.
+ *
+ * Called from a callback on the dispatch thread it cannot wait for itself:
+ * it returns at once, and the dispatch thread finishes the queued callbacks
+ * (which may still use the dispatcher; feeding and registering are refused),
+ * frees what is registered, and exits on its own.
+ *
+ * Thread safety: any thread, including the dispatch thread.
+ */
+void zk_dispatcher_free(struct zk_dispatcher *d);
+
+/**
+ * Sets the chroot (for example `"/app"`). Paths fed to `zk_dispatcher_event()`
+ * afterwards are server paths: the chroot is stripped on a `/` boundary
+ * before matching and delivery (`"/app"` becomes `"/"`, `"/app/x"` becomes
+ * `"/x"`, and `"/application"` lies outside it and matches nothing). Watches
+ * are registered with chroot-relative paths. NULL or `"/"` clears it. Not
+ * needed with the official C client, which strips its chroot itself.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT` (`d`), `ZK_ERR_INVALID_UTF8`,
+ * `ZK_ERR_INVALID_PATH` or `ZK_ERR_SHUTTING_DOWN`.
+ *
+ * Thread safety: any thread.
+ */
+int32_t zk_dispatcher_set_chroot(struct zk_dispatcher *d, const char *chroot);
+
+/**
+ * Registers a watch of `kind` (`ZK_WATCH_DATA`, `ZK_WATCH_CHILD`,
+ * `ZK_WATCH_PERSISTENT`, `ZK_WATCH_PERSISTENT_RECURSIVE`) on `path` (relative
+ * to the chroot) and stores its id in `*out_id` (ids are never reused).
+ *
+ * Matching, as kazoo's `_read_watch_event` and ZooKeeper 3.6's watch manager:
+ * CREATED and CHANGED fire the path's data watches; DELETED its data and child
+ * watches; CHILD its child watches; one-shots fire once and are forgotten.
+ * Persistent watches fire on all four types for their path; persistent
+ * recursive ones on CREATED, CHANGED and DELETED of their path and every
+ * descendant. For one event, one-shots fire first (data, then child), then
+ * persistent, then recursive from the path up to the root, each group in
+ * registration order. Registering the same callback twice gives two watches
+ * (kazoo's sets would merge them).
+ *
+ * Ownership: on success the library owns `user_data` and runs `free_fn`
+ * (which may be NULL) on it exactly once: when the watch is removed, after a
+ * one-shot has fired, or at `zk_dispatcher_free()`; always after the last
+ * call of `callback` has returned. On failure nothing is kept and `free_fn`
+ * is not called.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT` (`d`, `path`, `callback` or
+ * `out_id`), `ZK_ERR_INVALID_WATCH_KIND`, `ZK_ERR_INVALID_UTF8`,
+ * `ZK_ERR_INVALID_PATH` or `ZK_ERR_SHUTTING_DOWN`.
+ *
+ * Thread safety: any thread, including from callbacks.
+ */
+int32_t zk_watch_add(struct zk_dispatcher *d,
+                     const char *path,
+                     int32_t kind,
+                     zk_watch_fn callback,
+                     void *user_data,
+                     zk_free_fn free_fn,
+                     uint64_t *out_id);
+
+/**
+ * Removes a watch. After it returns `ZK_OK`, the callback is never started
+ * again from the dispatch thread's point of view: if called from a callback
+ * (or the watch is a one-shot not yet started), the callback will not run;
+ * if called from another thread while the dispatch thread is just starting
+ * the callback, that one call may still happen; `zk_dispatcher_flush()`
+ * afterwards waits it out. `free_fn` runs once the callback can no longer
+ * run: here, or on the dispatch thread right after a running call returns.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`, or `ZK_ERR_NOT_FOUND` if no watch
+ * has this id (never registered, removed, or a one-shot that has fired or is
+ * being fired).
+ *
+ * Thread safety: any thread, including from callbacks (also its own).
+ */
+int32_t zk_watch_remove(struct zk_dispatcher *d, uint64_t id);
+
+/**
+ * Registers a state listener, told each real change of kazoo state (kazoo's
+ * `add_listener`), and stores its id in `*out_id`. Listeners registered when
+ * a state change is fed are told of it, in registration order; a listener
+ * returning true is removed (its `free_fn` runs right after it returns).
+ *
+ * Ownership as for `zk_watch_add()`. Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`
+ * (`d`, `callback`, `out_id`) or `ZK_ERR_SHUTTING_DOWN`.
+ *
+ * Thread safety: any thread, including from callbacks.
+ */
+int32_t zk_listener_add(struct zk_dispatcher *d,
+                        zk_listener_fn callback,
+                        void *user_data,
+                        zk_free_fn free_fn,
+                        uint64_t *out_id);
+
+/**
+ * Removes a listener; the same guarantees as `zk_watch_remove()`.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`, or `ZK_ERR_NOT_FOUND` (never
+ * registered, removed, or removed itself by returning true).
+ *
+ * Thread safety: any thread, including from callbacks (also its own).
+ */
+int32_t zk_listener_remove(struct zk_dispatcher *d, uint64_t id);
+
+/**
+ * Feeds a node event (a watch notification from the server) for `path` (a
+ * server path, see `zk_dispatcher_set_chroot()`), with its `zxid` (or
+ * `ZK_ZXID_UNKNOWN`). The matching watches are selected (one-shots popped)
+ * now, and their callbacks queued with `event->state` set to the current
+ * keeper state. Types kazoo ignores (NONE, NOT_WATCHING, *_WATCH_REMOVED)
+ * are accepted and counted in `events_ignored`; session changes go to
+ * `zk_dispatcher_session()`.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`, `ZK_ERR_INVALID_EVENT_TYPE`,
+ * `ZK_ERR_INVALID_UTF8`, `ZK_ERR_INVALID_PATH`, `ZK_ERR_QUEUE_FULL` (nothing
+ * happened; counted) or `ZK_ERR_SHUTTING_DOWN`.
+ *
+ * Thread safety: any thread, including from callbacks. Calls from one thread
+ * are delivered in the order made; calls from several threads in the order
+ * they take the dispatcher's lock.
+ */
+int32_t zk_dispatcher_event(struct zk_dispatcher *d,
+                            int32_t event_type,
+                            const char *path,
+                            int64_t zxid);
+
+/**
+ * Feeds a session state change (a `zk_keeper_state` value: convert raw codes
+ * with `zk_keeper_state_from_wire()` or `zk_keeper_state_from_c_client()`),
+ * run through kazoo's `_session_callback` (see `zk_session_machine_step()`):
+ * listeners are told of a real change of kazoo state, then watches get their
+ * NONE events (kazoo: on SUSPENDED one-shots fire once and are dropped; on
+ * LOST every watch fires once and is dropped; persistent watches are told of
+ * a suspension and kept). Never refused for queue room.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`, `ZK_ERR_INVALID_KEEPER_STATE` or
+ * `ZK_ERR_SHUTTING_DOWN`.
+ *
+ * Thread safety: any thread, including from callbacks.
+ */
+int32_t zk_dispatcher_session(struct zk_dispatcher *d, int32_t keeper_state);
+
+/**
+ * Reads the current kazoo state and keeper state, as of the last call fed
+ * (callbacks queued before may not have run yet).
+ *
+ * Returns `ZK_OK` or `ZK_ERR_NULL_ARGUMENT` (any argument NULL); the outputs
+ * are written only on success.
+ *
+ * Thread safety: any thread, including from callbacks.
+ */
+int32_t zk_dispatcher_state(const struct zk_dispatcher *d,
+                            zk_kazoo_state *kazoo,
+                            zk_keeper_state *keeper);
+
+/**
+ * Queues `callback(args)` to run once on the dispatch thread, after
+ * everything fed before it (kazoo's `handler.dispatch_callback(Callback)`).
+ * On success the library owns `args`: `free_fn` (may be NULL) runs on it
+ * exactly once, right after the callback returns. On failure nothing is kept.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT` (`d`, `callback`),
+ * `ZK_ERR_QUEUE_FULL` (counted) or `ZK_ERR_SHUTTING_DOWN`.
+ *
+ * Thread safety: any thread, including from callbacks.
+ */
+int32_t zk_dispatcher_submit(struct zk_dispatcher *d,
+                             zk_callback_fn callback,
+                             void *args,
+                             zk_free_fn free_fn);
+
+/**
+ * Blocks until every callback queued before this call has run.
+ *
+ * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`, `ZK_ERR_SHUTTING_DOWN`, or
+ * `ZK_ERR_WOULD_DEADLOCK` when called on the dispatch thread (from a
+ * callback), which cannot wait for itself.
+ *
+ * Deadlock potential: a callback that blocks on something the flushing thread
+ * holds (or that flushes another dispatcher whose callback flushes this one).
+ *
+ * Thread safety: any thread but the dispatch thread.
+ */
+int32_t zk_dispatcher_flush(struct zk_dispatcher *d);
+
+/**
+ * Reads the dispatcher's counters into `*out` (see `zk_dispatcher_stats`).
+ *
+ * Returns `ZK_OK` or `ZK_ERR_NULL_ARGUMENT`.
+ *
+ * Thread safety: any thread, including from callbacks.
+ */
+int32_t zk_dispatcher_stats_get(const struct zk_dispatcher *d, struct zk_dispatcher_stats *out);
+
+/**
+ * The sequence number of the call (event, session change or submission)
+ * whose callback is running on the calling thread, or 0 outside a dispatcher
+ * callback. Sequence numbers start at 1, are given in the order calls are fed
+ * (per dispatcher), so they order every delivered event and state change.
+ *
+ * Thread safety: any thread.
+ */
+uint64_t zk_dispatch_current_seq(void);
+
+/**
+ * Initialises `*machine` as a new kazoo client: keeper state CLOSED, kazoo
+ * state LOST, never connected.
+ *
+ * Returns `ZK_OK` or `ZK_ERR_NULL_ARGUMENT`.
+ *
+ * Thread safety: any thread.
+ */
+int32_t zk_session_machine_init(struct zk_session_machine *machine);
+
+/**
+ * kazoo's session state machine as a pure function: feeds `new_keeper_state`
+ * to `*machine` (updated in place) and describes what kazoo does in `*out`.
+ * `options` takes `ZK_DISPATCHER_CURATOR_STATES` and `ZK_DISPATCHER_KEEP_WATCHES`.
+ *
+ * Rules (kazoo's `_session_callback`): a repeated state is ignored
+ * (`changed` false); from a closed state (EXPIRED_SESSION, AUTH_FAILED,
+ * CLOSED) CONNECTING is recorded and nothing else; CONNECTED and CONNECTED_RO
+ * give CONNECTED; closed states give LOST with every watch reset and pending
+ * requests failed; anything else gives SUSPENDED with one-shot watches fired
+ * with NONE and dropped. `notify` is set only for a real change of kazoo
+ * state. A dispatcher runs exactly this machine.
+ *
+ * Returns `ZK_OK`; `ZK_ERR_NULL_ARGUMENT`; `ZK_ERR_INVALID_KEEPER_STATE` (the
+ * new state or `machine->keeper_state` is not a `zk_keeper_state`);
+ * `ZK_ERR_INVALID_KAZOO_STATE` (`machine->kazoo_state`);
+ * `ZK_ERR_INVALID_ARGUMENT` (unknown option bits). `*machine` and `*out` are
+ * written only on success.
+ *
+ * Thread safety: any thread; `*machine` must not be used by another thread
+ * during the call.
+ */
+int32_t zk_session_machine_step(struct zk_session_machine *machine,
+                                int32_t new_keeper_state,
+                                uint32_t options,
+                                struct zk_session_step *out);
 
 #ifdef __cplusplus
 }  // extern "C"

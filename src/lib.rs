@@ -8,8 +8,11 @@
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
+pub mod dispatch;
 pub mod event;
 pub mod ffi;
+pub mod path;
+pub mod session;
 pub mod stat;
 pub mod state;
 pub mod status;

@@ -9,6 +9,15 @@ use std::ptr::NonNull;
 use crate::status::zk_status;
 
 pub mod core;
+pub mod dispatch;
+
+/// A C `bool` that C code may write: read as a byte, any nonzero value is
+/// true. (Reading a foreign `bool` straight into a Rust `bool` is undefined
+/// behaviour if an FFI caller stores or returns a value other than 0 or 1.)
+/// It is spelled `bool` in the header.
+#[repr(transparent)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct zk_c_bool(pub u8);
 
 /// The value an entry point returns when a panic was caught at its boundary.
 pub(crate) trait PanicDefault {
@@ -22,6 +31,12 @@ impl PanicDefault for i32 {
 }
 
 impl PanicDefault for u32 {
+    fn on_panic() -> Self {
+        0
+    }
+}
+
+impl PanicDefault for u64 {
     fn on_panic() -> Self {
         0
     }

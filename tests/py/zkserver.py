@@ -86,7 +86,7 @@ QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 DEFAULT_JVM_ARGS: Sequence[str] = (
     "-Xmx256m",
     "-XX:+UseSerialGC",  # few GC threads: the test machines have 2 cores
-    "-XX:TieredStopAtLevel=1",  # C1 only: faster start-up, less CPU
+    "-XX:TieredStopAtLevel=1",  # C1 JIT only: less compile CPU on 2 cores
     "-XX:-UsePerfData",  # no /tmp/hsperfdata_* files
     "-Djava.net.preferIPv4Stack=true",
     "-Djava.awt.headless=true",
@@ -206,6 +206,7 @@ def _parse_mode(srvr_reply: str) -> Optional[str]:
 
 
 _reserved_ports: set = set()  # ports handed out by this process
+_port_rng = random.Random()  # private: unaffected by tests seeding `random`
 
 
 def _ephemeral_port_range() -> tuple:
@@ -245,7 +246,7 @@ def _allocate_ports(count: int) -> List[int]:
         while len(ports) < count:
             attempts += 1
             if low_ephemeral - lowest > 1000 and attempts <= 200:
-                port = try_bind(random.randrange(lowest, low_ephemeral))
+                port = try_bind(_port_rng.randrange(lowest, low_ephemeral))
             else:
                 port = try_bind(0)
             if port is not None and port not in _reserved_ports and port not in ports:
@@ -333,9 +334,7 @@ class _Launcher:
         while True:
             argv, kwargs, result, done = self._requests.get()
             try:
-                result["popen"] = subprocess.Popen(
-                    argv, preexec_fn=self._preexec, **kwargs
-                )
+                result["popen"] = subprocess.Popen(argv, preexec_fn=self._preexec, **kwargs)
             except BaseException as e:  # handed back to the caller
                 result["error"] = e
             finally:
@@ -466,6 +465,7 @@ class ZkServer:
             raise ZkServerError(reason)
         started = time.monotonic()
         self._prepare_data_dir()
+        _register(self)  # from now on atexit cleans up the JVM and temp dir
         cfg_path = os.path.join(self.data_dir, "zoo.cfg")  # type: ignore[arg-type]
         with open(cfg_path, "w") as f:
             f.write(self._config_text())
@@ -492,7 +492,6 @@ class ZkServer:
                 close_fds=True,
                 start_new_session=True,  # no terminal signals (^C) to the JVM
             )
-        _register(self)
         if wait:
             self.wait_ready()
             self.last_start_seconds = time.monotonic() - started
@@ -503,7 +502,9 @@ class ZkServer:
         return self.wait_for_mode(self._is_ready, timeout)
 
     def wait_for_mode(
-        self, accept: "Callable[[Optional[str]], bool] | Iterable[str]", timeout: Optional[float] = None
+        self,
+        accept: "Callable[[Optional[str]], bool] | Iterable[str]",
+        timeout: Optional[float] = None,
     ) -> str:
         """Poll ``srvr`` until its ``Mode:`` is accepted; return the mode.
 
@@ -665,7 +666,9 @@ class _EnsembleMember(ZkServer):
 
     _main_class = QUORUM_MAIN
 
-    def __init__(self, ensemble: "ZkEnsemble", myid: int, port: int, data_dir: str, **kwargs) -> None:
+    def __init__(
+        self, ensemble: "ZkEnsemble", myid: int, port: int, data_dir: str, **kwargs
+    ) -> None:
         super().__init__(port=port, data_dir=data_dir, name=f"zk{myid}", **kwargs)
         self._ensemble = ensemble
         self.myid = myid
@@ -678,12 +681,12 @@ class _EnsembleMember(ZkServer):
     def _config(self) -> Dict[str, object]:
         cfg = super()._config()
         ens = self._ensemble
-        cfg.update(
-            {
-                "initLimit": ens.init_limit,
-                "syncLimit": ens.sync_limit,
-            }
-        )
+        cfg["initLimit"] = ens.init_limit
+        cfg["syncLimit"] = ens.sync_limit
+        if ens.local_sessions:
+            cfg["localSessionsEnabled"] = "true"
+            # A local session becomes global when it creates an ephemeral.
+            cfg["localSessionsUpgradingEnabled"] = "true"
         for member_id, (quorum_port, election_port) in ens._peer_ports.items():
             cfg[f"server.{member_id}"] = f"{HOST}:{quorum_port}:{election_port}"
         cfg.update(ens.extra_config)
@@ -713,7 +716,22 @@ class ZkEnsemble:
     data directory under one temporary root.  ``read_only=True`` (default)
     starts the JVMs with ``-Dreadonlymode.enabled=true``, so a server that
     has lost the quorum serves read-only clients (``srvr`` reports
-    ``Mode: read-only``, a read-only-capable client sees ``CONNECTED_RO``).
+    ``Mode: read-only``, a read-only-capable client sees ``CONNECTED_RO``);
+    about 2 s after it loses the quorum, longer if it first wins an
+    election it cannot complete (up to ``initLimit`` ticks more).
+
+    Local sessions: since ZooKeeper 3.6.2 (ZOOKEEPER-3864) a read-only
+    server only accepts *local* sessions; without ``localSessionsEnabled``
+    it answers every new connection with NOTREADONLY (kazoo cannot even
+    parse that reply) and cannot renew existing global sessions.  So
+    ``local_sessions`` defaults to ``read_only``, which changes session
+    semantics for the whole ensemble: a session is local to the server it
+    was created on until it creates an ephemeral node (it is then upgraded
+    to a global session); a local session does not survive moving to
+    another server (the client sees it expire).  Failover tests that need
+    sessions to move between servers should use ``read_only=False`` (or
+    create an ephemeral node first).  A client whose server drops into
+    read-only mode loses its session either way and gets a new one.
 
     Server ``i`` is ``servers[i]`` (0-based; its ZooKeeper ``myid`` is
     ``i + 1``).  Every :class:`ZkServer` method works on a member, e.g.
@@ -725,20 +743,23 @@ class ZkEnsemble:
         size: int = 3,
         *,
         read_only: bool = True,
-        init_limit: int = 20,
+        local_sessions: Optional[bool] = None,
+        init_limit: int = 10,
         sync_limit: int = 10,
         start_timeout: float = 60.0,
         extra_config: Optional[Dict[str, object]] = None,
         **server_kwargs,
     ) -> None:
         """``init_limit``/``sync_limit`` are in ticks (default tickTime 200
-        ms: 4 s / 2 s), generous for a loaded 2-core machine.
+        ms: 2 s each), generous for a loaded 2-core machine.
+        ``local_sessions`` defaults to ``read_only`` (see the class doc).
         ``server_kwargs`` go to each :class:`ZkServer` (``tick_time``,
         ``jvm_args``, ``min_session_timeout``, ...)."""
         if size < 2:
             raise ValueError("an ensemble needs at least 2 servers; use ZkServer for one")
         self.size = size
         self.read_only = read_only
+        self.local_sessions = read_only if local_sessions is None else local_sessions
         self.init_limit = init_limit
         self.sync_limit = sync_limit
         self.start_timeout = start_timeout
@@ -827,7 +848,7 @@ class ZkEnsemble:
     def start_server(self, i: int, wait: bool = True) -> None:
         """Start server ``i`` again.  With ``wait``: if a majority is then
         running, wait for the quorum; otherwise wait until server ``i``
-        serves read-only (``read_only=True``) or at least answers ``ruok``.
+        serves read-only (``read_only=True``) or at least answers ``srvr``.
         """
         server = self.servers[i]
         server.start(wait=False)

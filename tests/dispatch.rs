@@ -1,0 +1,518 @@
+//! The dispatcher through its Rust API: matching tables, kazoo's session
+//! behaviour, ordering, re-entrancy and ownership.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use zk_states::dispatch::{current_seq, zk_watch_kind, Dispatcher, Event};
+use zk_states::session::{ZK_DISPATCHER_CURATOR_STATES, ZK_DISPATCHER_KEEP_WATCHES};
+use zk_states::{zk_event_type as T, zk_kazoo_state as K, zk_keeper_state as S, zk_status};
+
+use zk_watch_kind::*;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn take(log: &Log) -> Vec<String> {
+    std::mem::take(&mut *log.lock().unwrap())
+}
+
+fn describe(e: &Event) -> String {
+    let path = e
+        .path
+        .as_ref()
+        .map_or("None".to_string(), |p| p.to_str().unwrap().to_string());
+    format!(
+        "{}:{}:{}",
+        e.event_type.name().to_str().unwrap(),
+        e.state.name().to_str().unwrap(),
+        path
+    )
+}
+
+fn watch(d: &Dispatcher, log: &Log, name: &str, path: &str, kind: zk_watch_kind) -> u64 {
+    let log = Arc::clone(log);
+    let name = name.to_string();
+    d.watch_add(
+        path,
+        kind,
+        Box::new(move |e| log.lock().unwrap().push(format!("{name} {}", describe(e)))),
+    )
+    .unwrap()
+}
+
+fn listen(d: &Dispatcher, log: &Log, name: &str) -> u64 {
+    let log = Arc::clone(log);
+    let name = name.to_string();
+    d.listener_add(Box::new(move |s| {
+        log.lock()
+            .unwrap()
+            .push(format!("{name} {}", s.name().to_str().unwrap()));
+        false
+    }))
+    .unwrap()
+}
+
+fn connected(options: u32) -> Dispatcher {
+    let d = Dispatcher::new(options, 0).unwrap();
+    d.session(S::Connected).unwrap();
+    d
+}
+
+#[test]
+fn one_shot_matching_table() {
+    // (event, fires data watch, fires child watch): kazoo's _read_watch_event.
+    let table = [
+        (T::Created, true, false),
+        (T::Changed, true, false),
+        (T::Deleted, true, true),
+        (T::Child, false, true),
+        (T::None, false, false),
+        (T::DataWatchRemoved, false, false),
+        (T::ChildWatchRemoved, false, false),
+        (T::PersistentWatchRemoved, false, false),
+        (T::NotWatching, false, false),
+    ];
+    for (event, data, child) in table {
+        let d = connected(0);
+        let l = log();
+        watch(&d, &l, "data", "/n", ZK_WATCH_DATA);
+        watch(&d, &l, "child", "/n", ZK_WATCH_CHILD);
+        watch(&d, &l, "other", "/m", ZK_WATCH_DATA);
+        d.event(event, "/n", 7).unwrap();
+        d.event(event, "/n", 8).unwrap(); // one-shots never fire twice
+        d.flush().unwrap();
+        let name = event.name().to_str().unwrap();
+        let mut want = Vec::new();
+        if data {
+            want.push(format!("data {name}:CONNECTED:/n"));
+        }
+        if child {
+            want.push(format!("child {name}:CONNECTED:/n"));
+        }
+        assert_eq!(take(&l), want, "{event:?}");
+        let stats = d.stats();
+        assert_eq!(stats.events_fed, 2);
+        assert_eq!(
+            stats.events_fed,
+            stats.events_matched + stats.events_unmatched + stats.events_ignored
+        );
+    }
+}
+
+#[test]
+fn persistent_matching_table() {
+    // ZooKeeper 3.6 ZKWatchManager: persistent fires on every node event of its
+    // path; recursive on its path and descendants, never on CHILD.
+    for event in [T::Created, T::Changed, T::Deleted, T::Child] {
+        let d = connected(0);
+        let l = log();
+        watch(&d, &l, "p", "/a/b", ZK_WATCH_PERSISTENT);
+        watch(&d, &l, "r-root", "/", ZK_WATCH_PERSISTENT_RECURSIVE);
+        watch(&d, &l, "r-a", "/a", ZK_WATCH_PERSISTENT_RECURSIVE);
+        watch(&d, &l, "r-ab", "/a/b", ZK_WATCH_PERSISTENT_RECURSIVE);
+        watch(&d, &l, "r-abc", "/a/b/c", ZK_WATCH_PERSISTENT_RECURSIVE);
+        watch(&d, &l, "r-ax", "/ab", ZK_WATCH_PERSISTENT_RECURSIVE);
+        for _ in 0..2 {
+            d.event(event, "/a/b", 1).unwrap();
+        }
+        d.flush().unwrap();
+        let name = event.name().to_str().unwrap();
+        let mut once = vec![format!("p {name}:CONNECTED:/a/b")];
+        if event != T::Child {
+            // from the path up to the root
+            for w in ["r-ab", "r-a", "r-root"] {
+                once.push(format!("{w} {name}:CONNECTED:/a/b"));
+            }
+        }
+        let want: Vec<String> = once.iter().chain(once.iter()).cloned().collect();
+        assert_eq!(take(&l), want, "{event:?}");
+    }
+}
+
+#[test]
+fn event_order_within_one_event() {
+    let d = connected(0);
+    let l = log();
+    watch(&d, &l, "r", "/", ZK_WATCH_PERSISTENT_RECURSIVE);
+    watch(&d, &l, "p", "/x", ZK_WATCH_PERSISTENT);
+    watch(&d, &l, "c", "/x", ZK_WATCH_CHILD);
+    watch(&d, &l, "d1", "/x", ZK_WATCH_DATA);
+    watch(&d, &l, "d2", "/x", ZK_WATCH_DATA);
+    d.event(T::Deleted, "/x", 1).unwrap();
+    d.flush().unwrap();
+    let names: Vec<String> = take(&l)
+        .iter()
+        .map(|s| s.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["d1", "d2", "c", "p", "r"]);
+}
+
+#[test]
+fn new_dispatcher_is_closed_and_lost() {
+    let d = Dispatcher::new(0, 0).unwrap();
+    assert_eq!(d.state(), (K::Lost, S::Closed));
+    assert_eq!(
+        Dispatcher::new(1 << 7, 0).err(),
+        Some(zk_status::ZK_ERR_INVALID_ARGUMENT)
+    );
+}
+
+#[test]
+fn events_carry_current_keeper_state() {
+    let d = Dispatcher::new(0, 0).unwrap();
+    let l = log();
+    watch(&d, &l, "w", "/n", ZK_WATCH_PERSISTENT);
+    d.event(T::Changed, "/n", 1).unwrap(); // before any connection: CLOSED
+    d.session(S::ConnectedRo).unwrap();
+    d.event(T::Changed, "/n", 2).unwrap();
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        ["w CHANGED:CLOSED:/n", "w CHANGED:CONNECTED_RO:/n"]
+    );
+}
+
+#[test]
+fn suspension_fires_one_shots_and_keeps_persistent() {
+    let d = connected(0);
+    let l = log();
+    listen(&d, &l, "L");
+    watch(&d, &l, "data", "/a", ZK_WATCH_DATA);
+    watch(&d, &l, "child", "/b", ZK_WATCH_CHILD);
+    watch(&d, &l, "p", "/c", ZK_WATCH_PERSISTENT);
+    d.session(S::Connecting).unwrap();
+    d.session(S::Connected).unwrap();
+    d.event(T::Changed, "/a", 1).unwrap(); // the one-shot is gone
+    d.event(T::Changed, "/c", 1).unwrap(); // the persistent one stays
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        [
+            "L SUSPENDED",
+            "child NONE:CONNECTING:None",
+            "data NONE:CONNECTING:None",
+            "p NONE:CONNECTING:None",
+            "L CONNECTED",
+            "p CHANGED:CONNECTED:/c",
+        ]
+    );
+}
+
+#[test]
+fn lost_session_resets_every_watch() {
+    let d = connected(0);
+    let l = log();
+    listen(&d, &l, "L");
+    watch(&d, &l, "data", "/a", ZK_WATCH_DATA);
+    watch(&d, &l, "r", "/", ZK_WATCH_PERSISTENT_RECURSIVE);
+    d.session(S::ExpiredSession).unwrap();
+    d.session(S::Connecting).unwrap(); // from a closed state: nothing
+    d.session(S::Connected).unwrap();
+    d.event(T::Created, "/a", 1).unwrap();
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        [
+            "L LOST",
+            "data NONE:EXPIRED_SESSION:None",
+            "r NONE:EXPIRED_SESSION:None",
+            "L CONNECTED"
+        ]
+    );
+    assert_eq!(d.stats().watches, 0);
+}
+
+#[test]
+fn keep_watches_option_is_java_style() {
+    let d = connected(ZK_DISPATCHER_KEEP_WATCHES);
+    let l = log();
+    watch(&d, &l, "data", "/a", ZK_WATCH_DATA);
+    d.session(S::Connecting).unwrap();
+    d.session(S::Connected).unwrap();
+    d.event(T::Changed, "/a", 1).unwrap();
+    d.event(T::Changed, "/a", 1).unwrap();
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        ["data NONE:CONNECTING:None", "data CHANGED:CONNECTED:/a"]
+    );
+}
+
+#[test]
+fn curator_mode_states() {
+    let d = Dispatcher::new(ZK_DISPATCHER_CURATOR_STATES, 0).unwrap();
+    let l = log();
+    listen(&d, &l, "L");
+    for s in [
+        S::Connecting,
+        S::Connected,
+        S::Connecting,
+        S::Connected,
+        S::ConnectedRo,
+        S::Connected,
+        S::ExpiredSession,
+    ] {
+        d.session(s).unwrap();
+    }
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        [
+            "L CONNECTED",
+            "L SUSPENDED",
+            "L RECONNECTED",
+            "L READ_ONLY",
+            "L RECONNECTED",
+            "L LOST"
+        ]
+    );
+}
+
+#[test]
+fn listener_returning_true_is_removed_and_freed() {
+    let d = Dispatcher::new(0, 0).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let freed = Arc::new(AtomicUsize::new(0));
+    struct Guard(Arc<AtomicUsize>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (c, g) = (Arc::clone(&calls), Guard(Arc::clone(&freed)));
+    let id = d
+        .listener_add(Box::new(move |_| {
+            let _keep = &g;
+            c.fetch_add(1, Ordering::SeqCst);
+            true
+        }))
+        .unwrap();
+    d.session(S::Connected).unwrap();
+    d.session(S::Connecting).unwrap();
+    d.flush().unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(freed.load(Ordering::SeqCst), 1);
+    assert_eq!(d.listener_remove(id), Err(zk_status::ZK_ERR_NOT_FOUND));
+}
+
+#[test]
+fn chroot_strips_on_boundary() {
+    let d = connected(0);
+    d.set_chroot(Some("/app")).unwrap();
+    let l = log();
+    watch(&d, &l, "root", "/", ZK_WATCH_DATA);
+    watch(&d, &l, "x", "/x", ZK_WATCH_DATA);
+    d.event(T::Changed, "/application", 1).unwrap();
+    d.event(T::Changed, "/app", 1).unwrap();
+    d.event(T::Changed, "/app/x", 1).unwrap();
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        ["root CHANGED:CONNECTED:/", "x CHANGED:CONNECTED:/x"]
+    );
+    assert_eq!(d.stats().events_unmatched, 1);
+    assert_eq!(
+        d.set_chroot(Some("app")),
+        Err(zk_status::ZK_ERR_INVALID_PATH)
+    );
+}
+
+#[test]
+fn sequence_numbers_order_everything() {
+    let d = Dispatcher::new(0, 0).unwrap();
+    let seqs = Arc::new(Mutex::new(Vec::new()));
+    let s1 = Arc::clone(&seqs);
+    d.watch_add(
+        "/n",
+        ZK_WATCH_PERSISTENT,
+        Box::new(move |e| s1.lock().unwrap().push((e.seq, current_seq()))),
+    )
+    .unwrap();
+    let s2 = Arc::clone(&seqs);
+    d.listener_add(Box::new(move |_| {
+        let s = current_seq();
+        s2.lock().unwrap().push((s, s));
+        false
+    }))
+    .unwrap();
+    for i in 0..50 {
+        if i % 10 == 0 {
+            d.session(if i % 20 == 0 {
+                S::Connected
+            } else {
+                S::Connecting
+            })
+            .unwrap();
+        }
+        d.event(T::Changed, "/n", i).unwrap();
+    }
+    d.flush().unwrap();
+    let seqs = seqs.lock().unwrap();
+    assert!(seqs.iter().all(|(a, b)| a == b && *a > 0));
+    // Increasing; the NONE events of a session change share its number.
+    assert!(
+        seqs.windows(2).all(|w| w[0].0 <= w[1].0),
+        "increasing: {seqs:?}"
+    );
+    assert_eq!(
+        seqs.len(),
+        50 + 5 + 2,
+        "50 events, 5 state changes, 2 suspensions"
+    );
+    assert_eq!(current_seq(), 0);
+}
+
+#[test]
+fn reentrant_callbacks() {
+    let d = Arc::new(connected(0));
+    let l = log();
+    // A persistent watch that removes itself, registers a one-shot, submits work
+    // and adds a listener, all from the dispatch thread.
+    let id = Arc::new(Mutex::new(0u64));
+    let (d2, l2, id2) = (Arc::clone(&d), Arc::clone(&l), Arc::clone(&id));
+    let first = d
+        .watch_add(
+            "/n",
+            ZK_WATCH_PERSISTENT,
+            Box::new(move |_| {
+                let me = *id2.lock().unwrap();
+                assert_eq!(d2.watch_remove(me), Ok(()));
+                assert_eq!(d2.watch_remove(me), Err(zk_status::ZK_ERR_NOT_FOUND));
+                let l3 = Arc::clone(&l2);
+                d2.watch_add(
+                    "/n",
+                    ZK_WATCH_DATA,
+                    Box::new(move |e| l3.lock().unwrap().push(describe(e))),
+                )
+                .unwrap();
+                let l4 = Arc::clone(&l2);
+                d2.submit(Box::new(move || {
+                    l4.lock().unwrap().push("submitted".into())
+                }))
+                .unwrap();
+                assert_eq!(d2.flush(), Err(zk_status::ZK_ERR_WOULD_DEADLOCK));
+                l2.lock().unwrap().push("persistent".into());
+            }),
+        )
+        .unwrap();
+    *id.lock().unwrap() = first;
+    d.event(T::Changed, "/n", 1).unwrap();
+    d.flush().unwrap();
+    d.event(T::Changed, "/n", 2).unwrap();
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        ["persistent", "submitted", "CHANGED:CONNECTED:/n"]
+    );
+}
+
+#[test]
+fn bounded_queue_refuses_and_counts() {
+    let d = Arc::new(Dispatcher::new(0, 1).unwrap());
+    d.session(S::Connected).unwrap();
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let g = Arc::clone(&gate);
+    d.submit(Box::new(move || {
+        let mut open = g.0.lock().unwrap();
+        while !*open {
+            open = g.1.wait(open).unwrap();
+        }
+    }))
+    .unwrap();
+    // Wait until the dispatch thread is inside the blocking callback.
+    while d.stats().queued != 0 {
+        std::thread::yield_now();
+    }
+    let l = log();
+    watch(&d, &l, "w", "/n", ZK_WATCH_DATA);
+    d.submit(Box::new(|| {})).unwrap(); // fills the one slot
+    assert_eq!(
+        d.event(T::Changed, "/n", 1),
+        Err(zk_status::ZK_ERR_QUEUE_FULL)
+    );
+    assert_eq!(
+        d.submit(Box::new(|| {})).err(),
+        Some(zk_status::ZK_ERR_QUEUE_FULL)
+    );
+    d.session(S::Connecting).unwrap(); // never refused
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    d.flush().unwrap();
+    let stats = d.stats();
+    assert_eq!(stats.refused_full, 2);
+    // The refused event popped nothing: the watch fired only for the suspension.
+    assert_eq!(take(&l), ["w NONE:CONNECTING:None"]);
+}
+
+#[test]
+fn panicking_callback_does_not_stop_dispatch() {
+    let d = connected(0);
+    d.submit(Box::new(|| panic!("user bug"))).unwrap();
+    let l = log();
+    watch(&d, &l, "w", "/n", ZK_WATCH_DATA);
+    d.event(T::Created, "/n", 1).unwrap();
+    d.flush().unwrap();
+    assert_eq!(take(&l), ["w CREATED:CONNECTED:/n"]);
+    assert_eq!(d.stats().callback_panics, 1);
+}
+
+#[test]
+fn drop_runs_queue_then_frees_everything_once() {
+    let freed = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    struct Guard(Arc<AtomicUsize>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    {
+        let d = connected(0);
+        for i in 0..100 {
+            let g = Guard(Arc::clone(&freed));
+            let r = Arc::clone(&ran);
+            let kind = [
+                ZK_WATCH_DATA,
+                ZK_WATCH_CHILD,
+                ZK_WATCH_PERSISTENT,
+                ZK_WATCH_PERSISTENT_RECURSIVE,
+            ][i % 4];
+            d.watch_add(
+                &format!("/n{}", i % 7),
+                kind,
+                Box::new(move |_| {
+                    let _g = &g;
+                    r.fetch_add(1, Ordering::SeqCst);
+                }),
+            )
+            .unwrap();
+        }
+        for i in 0..7 {
+            d.event(T::Deleted, &format!("/n{i}"), 1).unwrap();
+        }
+    }
+    assert_eq!(freed.load(Ordering::SeqCst), 100);
+    // Every watch matched a DELETED of its path (recursive ones on their own path).
+    assert_eq!(ran.load(Ordering::SeqCst), 100);
+}
+
+#[test]
+fn invalid_arguments() {
+    let d = Dispatcher::new(0, 0).unwrap();
+    for bad in ["", "x", "/x/", "//", "/a/../b"] {
+        assert_eq!(
+            d.watch_add(bad, ZK_WATCH_DATA, Box::new(|_| {})).err(),
+            Some(zk_status::ZK_ERR_INVALID_PATH)
+        );
+        assert_eq!(
+            d.event(T::Created, bad, 0),
+            Err(zk_status::ZK_ERR_INVALID_PATH)
+        );
+    }
+    assert_eq!(d.watch_remove(12345), Err(zk_status::ZK_ERR_NOT_FOUND));
+    assert_eq!(d.listener_remove(12345), Err(zk_status::ZK_ERR_NOT_FOUND));
+}

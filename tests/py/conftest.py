@@ -1,0 +1,62 @@
+"""Shared pytest fixtures: the built library, compilers, and the repository layout.
+
+The test command (scripts/test-all) runs `cargo build` before pytest; if the
+library is missing anyway (pytest run by hand), it is built here once.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PROFILE = os.environ.get("ZK_STATES_PROFILE", "debug")
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / PROFILE
+INCLUDE = ROOT / "include"
+
+
+def _ensure_built():
+    so = TARGET / "libzk_states.so"
+    if not so.exists():
+        cmd = ["cargo", "build", "--quiet"] + (["--release"] if PROFILE == "release" else [])
+        subprocess.run(cmd, cwd=ROOT, check=True)
+    return so
+
+
+@pytest.fixture(scope="session")
+def lib_path():
+    """Path of the built shared library (also exported as ZK_STATES_LIB for the Python package)."""
+    so = _ensure_built()
+    os.environ["ZK_STATES_LIB"] = str(so)
+    return so
+
+
+@pytest.fixture(scope="session")
+def static_lib_path(lib_path):
+    return lib_path.with_name("libzk_states.a")
+
+
+@pytest.fixture(scope="session")
+def include_dir():
+    return INCLUDE
+
+
+@pytest.fixture(scope="session")
+def root():
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory):
+    """A scratch directory for compiled test programs, shared by the session."""
+    return tmp_path_factory.mktemp("cbuild")
+
+
+def have(tool):
+    return shutil.which(tool) is not None
