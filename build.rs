@@ -21,16 +21,18 @@ fn main() {
         cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("read cbindgen.toml");
     let version = |key: &str| env::var(key).expect(key);
     // Version macros come from Cargo.toml, so they can never disagree with it.
+    let from_toml = config.after_includes.take().unwrap_or_default();
     config.after_includes = Some(format!(
         "\n/** The library version this header belongs to, as a string. */\n\
          #define ZK_STATES_VERSION \"{}\"\n\
          /** The major version. */\n#define ZK_STATES_VERSION_MAJOR {}\n\
          /** The minor version. */\n#define ZK_STATES_VERSION_MINOR {}\n\
-         /** The patch version. */\n#define ZK_STATES_VERSION_PATCH {}\n",
+         /** The patch version. */\n#define ZK_STATES_VERSION_PATCH {}\n{}\n",
         version("CARGO_PKG_VERSION"),
         version("CARGO_PKG_VERSION_MAJOR"),
         version("CARGO_PKG_VERSION_MINOR"),
         version("CARGO_PKG_VERSION_PATCH"),
+        from_toml,
     ));
 
     let bindings = cbindgen::Builder::new()

@@ -32,6 +32,8 @@
 #define ZK_STATES_VERSION_MINOR 1
 /** The patch version. */
 #define ZK_STATES_VERSION_PATCH 0
+/** The official C client's handle (its zhandle_t), forward-declared. */
+struct _zhandle;
 
 
 /**
@@ -688,6 +690,11 @@ typedef struct zk_dispatcher_stats {
      * The sequence number given to the last accepted call (0: none yet).
      */
     uint64_t last_seq;
+    /**
+     * Calls of `zk_dispatcher_c_watcher()` that could not be converted (an
+     * unknown type or state code, an invalid path).
+     */
+    uint64_t adapter_errors;
 } zk_dispatcher_stats;
 
 /**
@@ -738,6 +745,43 @@ typedef struct zk_session_step {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A `watcher_fn` for the official ZooKeeper C client that feeds a dispatcher:
+ *
+ * ```c
+ * zk_dispatcher *d = zk_dispatcher_new();
+ * zhandle_t *zh = zookeeper_init(hosts, zk_dispatcher_c_watcher, 10000, 0, d, 0);
+ * zoo_wget(zh, "/node", zk_dispatcher_c_watcher, d, buf, &len, &stat);
+ * ```
+ *
+ * `watcher_ctx` must be the `zk_dispatcher *`. Session events
+ * (`ZOO_SESSION_EVENT`, path `""`) go to `zk_dispatcher_session()` after
+ * `zk_keeper_state_from_c_client()`; node events (`ZOO_CREATED_EVENT` ...
+ * `ZOO_CHILD_EVENT`) to `zk_dispatcher_event()` with the path the C client
+ * gives (already stripped of the client's chroot) and `ZK_ZXID_UNKNOWN`.
+ * `ZOO_NOTWATCHING_EVENT` is counted as ignored.
+ *
+ * The C client also delivers every session event to each pending per-node
+ * watcher; those copies repeat the current state, which the state machine
+ * ignores, so listeners are told once. Use this adapter as the per-node
+ * watcher too (with the same dispatcher as context), then register the
+ * callbacks with `zk_watch_add()`: the C client's own one-shot watch and the
+ * dispatcher's watch fire together. The C client reports no final state on
+ * `zookeeper_close()`: feed `ZK_KEEPER_STATE_CLOSED` yourself if listeners
+ * should see LOST.
+ *
+ * It returns nothing, so a code it cannot convert (or a NULL context) is
+ * counted in the dispatcher's `adapter_errors` (if there is a dispatcher) and
+ * otherwise ignored.
+ *
+ * Thread safety: called by the C client on its completion thread; any thread.
+ */
+void zk_dispatcher_c_watcher(struct _zhandle *zh,
+                             int type,
+                             int state,
+                             const char *path,
+                             void *watcher_ctx);
 
 /**
  * The library's version, `"MAJOR.MINOR.PATCH"` (static, NUL-terminated).

@@ -100,6 +100,9 @@ pub struct zk_dispatcher_stats {
     pub listeners: u64,
     /// The sequence number given to the last accepted call (0: none yet).
     pub last_seq: u64,
+    /// Calls of `zk_dispatcher_c_watcher()` that could not be converted (an
+    /// unknown type or state code, an invalid path).
+    pub adapter_errors: u64,
 }
 
 /// A watch event as delivered to a watch callback.
@@ -706,6 +709,11 @@ impl zk_dispatcher {
             done = signal.cv.wait(done).unwrap_or_else(|e| e.into_inner());
         }
         Ok(())
+    }
+
+    /// Counts a C client notification the adapter could not convert.
+    pub fn count_adapter_error(&self) {
+        lock(&self.shared).stats.adapter_errors += 1;
     }
 
     /// A snapshot of the counters.

@@ -8,6 +8,7 @@ use std::ptr::NonNull;
 
 use crate::status::zk_status;
 
+pub mod c_client;
 pub mod core;
 pub mod dispatch;
 
