@@ -17,9 +17,22 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=ZK_STATES_WRITE_HEADER");
 
+    let version = |key: &str| env::var(key).expect(key);
+
+    // The shared library's soname follows cargo-c's rule (major, or 0.minor
+    // before 1.0), so `cargo cinstall` and `make install` agree.
+    let major = version("CARGO_PKG_VERSION_MAJOR");
+    let soname_version = if major == "0" {
+        format!("0.{}", version("CARGO_PKG_VERSION_MINOR"))
+    } else {
+        major
+    };
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libzk_states.so.{soname_version}");
+    }
+
     let mut config =
         cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("read cbindgen.toml");
-    let version = |key: &str| env::var(key).expect(key);
     // Version macros come from Cargo.toml, so they can never disagree with it.
     let from_toml = config.after_includes.take().unwrap_or_default();
     config.after_includes = Some(format!(
