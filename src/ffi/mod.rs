@@ -77,11 +77,30 @@ impl<T> PanicDefault for *mut T {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Test-only fault injection: when set, every entry point panics inside its
+    /// boundary, proving the boundary turns it into the documented result.
+    pub(crate) static FORCE_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Panics when a test asked for it (compiled to nothing outside `cargo test`).
+#[inline(always)]
+pub(crate) fn fault_point() {
+    #[cfg(test)]
+    if FORCE_PANIC.with(|f| f.get()) {
+        panic!("injected panic (test)");
+    }
+}
+
 /// Runs an entry point's body, turning a panic into the return type's
 /// [`PanicDefault`] (`ZK_ERR_PANIC`, NULL, false, 0 or NaN).
 macro_rules! ffi_boundary {
     ($($body:tt)*) => {
-        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| { $($body)* })) {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+            $crate::ffi::fault_point();
+            $($body)*
+        })) {
             Ok(value) => value,
             Err(_) => $crate::ffi::PanicDefault::on_panic(),
         }
@@ -179,4 +198,128 @@ pub(crate) unsafe fn cstr_in<'a>(p: *const c_char) -> Result<&'a [u8], zk_status
 /// A static C string's pointer, or NULL.
 pub(crate) fn static_str(s: Option<&'static CStr>) -> *const c_char {
     s.map_or(std::ptr::null(), CStr::as_ptr)
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use std::ffi::c_void;
+    use std::ptr::{null, null_mut};
+
+    use super::c_client::zk_dispatcher_c_watcher;
+    use super::core::*;
+    use super::dispatch::*;
+    use super::FORCE_PANIC;
+    use crate::status::zk_status::ZK_ERR_PANIC;
+
+    const PANIC: i32 = ZK_ERR_PANIC as i32;
+
+    unsafe extern "C" fn watch_cb(_: *const crate::zk_watched_event, _: *mut c_void) {}
+    unsafe extern "C" fn call_cb(_: *mut c_void) {}
+
+    /// Every entry point, with a panic forced inside its boundary, returns its
+    /// documented panic result instead of unwinding into the caller.
+    #[test]
+    fn every_entry_point_catches_panics() {
+        let d = zk_dispatcher_new();
+        assert!(!d.is_null());
+        let stat = crate::zk_stat::default();
+        let mut buf = [0u8; 128];
+        let mut out_i32 = 0i32;
+        let mut id = 0u64;
+        let name = c"CREATED".as_ptr();
+        let prev_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        FORCE_PANIC.with(|f| f.set(true));
+        unsafe {
+            assert!(zk_states_version().is_null());
+            assert_eq!(zk_states_abi_version(), 0);
+            assert!(zk_status_message(0).is_null());
+            assert!(zk_event_type_name(1).is_null());
+            assert!(zk_keeper_state_name(3).is_null());
+            assert!(zk_kazoo_state_name(0).is_null());
+            assert_eq!(
+                zk_event_type_from_name(name, (&mut out_i32 as *mut i32).cast()),
+                PANIC
+            );
+            assert_eq!(
+                zk_keeper_state_from_name(name, (&mut out_i32 as *mut i32).cast()),
+                PANIC
+            );
+            assert_eq!(
+                zk_kazoo_state_from_name(name, (&mut out_i32 as *mut i32).cast()),
+                PANIC
+            );
+            assert_eq!(
+                zk_keeper_state_from_wire(3, (&mut out_i32 as *mut i32).cast()),
+                PANIC
+            );
+            assert_eq!(
+                zk_keeper_state_from_c_client(3, (&mut out_i32 as *mut i32).cast()),
+                PANIC
+            );
+            let mut st = crate::zk_stat::default();
+            assert_eq!(zk_stat_decode(buf.as_ptr(), buf.len(), &mut st), PANIC);
+            assert_eq!(zk_stat_encode(&stat, buf.as_mut_ptr(), buf.len()), PANIC);
+            assert!(zk_stat_created(&stat).is_nan());
+            assert!(zk_stat_last_modified(&stat).is_nan());
+            assert!(!zk_stat_owner_session_id(&stat, null_mut()));
+            assert!(!zk_stat_is_ephemeral(&stat));
+            let mut props = crate::zk_stat_properties::default();
+            assert_eq!(zk_stat_properties_get(&stat, &mut props), PANIC);
+            assert_eq!(zk_stat_format(&stat, buf.as_mut_ptr().cast(), buf.len()), 0);
+            let mut ev = std::mem::zeroed();
+            assert_eq!(
+                zk_watched_event_decode(buf.as_ptr(), buf.len(), &mut ev),
+                PANIC
+            );
+            assert_eq!(
+                zk_notification_decode(buf.as_ptr(), buf.len(), &mut ev),
+                PANIC
+            );
+            assert!(zk_dispatcher_new().is_null());
+            let mut d2 = null_mut();
+            assert_eq!(zk_dispatcher_new_with(0, 0, &mut d2), PANIC);
+            assert_eq!(zk_dispatcher_set_chroot(d, null()), PANIC);
+            assert_eq!(
+                zk_watch_add(
+                    d,
+                    c"/a".as_ptr(),
+                    0,
+                    Some(watch_cb),
+                    null_mut(),
+                    None,
+                    &mut id
+                ),
+                PANIC
+            );
+            assert_eq!(zk_watch_remove(d, 1), PANIC);
+            assert_eq!(zk_listener_add(d, None, null_mut(), None, &mut id), PANIC);
+            assert_eq!(zk_listener_remove(d, 1), PANIC);
+            assert_eq!(zk_dispatcher_event(d, 1, c"/a".as_ptr(), 0), PANIC);
+            assert_eq!(zk_dispatcher_session(d, 3), PANIC);
+            let (mut k, mut s) = (std::mem::zeroed(), std::mem::zeroed());
+            assert_eq!(zk_dispatcher_state(d, &mut k, &mut s), PANIC);
+            assert_eq!(
+                zk_dispatcher_submit(d, Some(call_cb), null_mut(), None),
+                PANIC
+            );
+            assert_eq!(zk_dispatcher_flush(d), PANIC);
+            let mut stats = std::mem::zeroed();
+            assert_eq!(zk_dispatcher_stats_get(d, &mut stats), PANIC);
+            assert_eq!(zk_dispatch_current_seq(), 0);
+            let mut m = std::mem::zeroed();
+            assert_eq!(zk_session_machine_init(&mut m), PANIC);
+            let mut step = std::mem::zeroed();
+            assert_eq!(zk_session_machine_step(&mut m, 3, 0, &mut step), PANIC);
+            zk_dispatcher_c_watcher(null_mut(), -1, 3, c"".as_ptr(), d.cast());
+            zk_dispatcher_free(d); // panics inside: the dispatcher leaks, nothing unwinds
+        }
+        FORCE_PANIC.with(|f| f.set(false));
+        std::panic::set_hook(prev_hook);
+        // Nothing was changed by the calls that panicked.
+        let mut stats = crate::dispatch::zk_dispatcher_stats::default();
+        assert_eq!(unsafe { zk_dispatcher_stats_get(d, &mut stats) }, 0);
+        assert_eq!(stats.last_seq, 0);
+        unsafe { zk_dispatcher_free(d) };
+    }
 }
