@@ -3,17 +3,27 @@
 //! client can feed.
 //!
 //! Feeding (`event`, `session`, `submit`) does the matching at once, under the
-//! lock, exactly where kazoo's connection thread does it (one-shot watches
-//! are popped when their event is read), and queues the resulting callbacks.
-//! One dispatch thread runs the queue in FIFO order, never holding the lock
-//! while user code runs, so callbacks may call back into the dispatcher.
+//! registry lock, exactly where kazoo's connection thread does it (one-shot
+//! watches are popped when their event is read), and queues the resulting
+//! callbacks. One dispatch thread runs the queue in FIFO order in batches,
+//! never holding a lock while user code runs, so callbacks may call back into
+//! the dispatcher.
+//!
+//! Locks: `registry` (watches, listeners, session machine, chroot) is taken by
+//! feeders and registrations; `queue` only for pushing and for the dispatch
+//! thread's batch swap, and always after `registry` when both are held, so
+//! the queue order is the feed order and the dispatch thread never waits for
+//! matching. Matching is O(path depth): one pass over the path hashes it and
+//! all its ancestors, each looked up by its precomputed hash.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
+
+use hashbrown::HashTable;
 
 use crate::event::{zk_event_type, ZK_ZXID_UNKNOWN};
 use crate::path;
@@ -105,93 +115,165 @@ pub struct zk_dispatcher_stats {
     pub adapter_errors: u64,
 }
 
-/// A watch event as delivered to a watch callback.
+/// A watch event as delivered to a watch callback (valid during the call).
 #[derive(Debug)]
-pub struct Event {
+pub struct Event<'a> {
     /// The event type.
     pub event_type: zk_event_type,
     /// The dispatcher's keeper state when the event was fed.
     pub state: zk_keeper_state,
-    /// The path with the chroot stripped, or `None` for session (NONE) events.
-    pub path: Option<CString>,
+    /// The path with the chroot stripped (NUL-terminated), or `None` for
+    /// session (NONE) events.
+    pub path: Option<&'a CStr>,
     /// The notification's zxid, or `ZK_ZXID_UNKNOWN`.
     pub zxid: i64,
     /// The sequence number of the call that caused the event.
     pub seq: u64,
 }
 
-/// A watch callback. Runs on the dispatch thread only.
-pub type WatchFn = Box<dyn Fn(&Event) + Send + Sync>;
-/// A listener: return true to be removed (kazoo's convention). Runs on the dispatch thread only.
-pub type ListenerFn = Box<dyn Fn(zk_kazoo_state) -> bool + Send + Sync>;
-/// A submitted callback, run once on the dispatch thread.
-pub type SubmitFn = Box<dyn FnOnce() + Send>;
+/// What a queued watch job knows of its event; the path is held separately.
+#[derive(Copy, Clone)]
+struct EventMeta {
+    event_type: zk_event_type,
+    state: zk_keeper_state,
+    zxid: i64,
+    seq: u64,
+}
+
+impl EventMeta {
+    fn with_path(self, path: Option<&CStr>) -> Event<'_> {
+        Event {
+            event_type: self.event_type,
+            state: self.state,
+            path,
+            zxid: self.zxid,
+            seq: self.seq,
+        }
+    }
+}
+
+/// Code called for watch events. Closures `Fn(&Event)` are handlers.
+pub trait WatchHandler: Send + Sync + 'static {
+    /// Called on the dispatch thread.
+    fn on_event(&self, event: &Event<'_>);
+}
+
+impl<F: Fn(&Event<'_>) + Send + Sync + 'static> WatchHandler for F {
+    fn on_event(&self, event: &Event<'_>) {
+        self(event)
+    }
+}
+
+/// Code told of kazoo state changes; returning true removes it (kazoo's
+/// convention). Closures `Fn(zk_kazoo_state) -> bool` are handlers.
+pub trait ListenerHandler: Send + Sync + 'static {
+    /// Called on the dispatch thread.
+    fn on_state(&self, state: zk_kazoo_state) -> bool;
+}
+
+impl<F: Fn(zk_kazoo_state) -> bool + Send + Sync + 'static> ListenerHandler for F {
+    fn on_state(&self, state: zk_kazoo_state) -> bool {
+        self(state)
+    }
+}
+
+/// Code submitted to run once on the dispatch thread. Closures `FnOnce()` are tasks.
+pub trait Task: Send + 'static {
+    /// Runs the task, consuming it.
+    fn run(self: Box<Self>);
+}
+
+impl<F: FnOnce() + Send + 'static> Task for F {
+    fn run(self: Box<Self>) {
+        (*self)()
+    }
+}
+
+/// A registration the dispatcher did not take: the status, and the handler
+/// handed back to the caller, who still owns it.
+pub struct Refused<H> {
+    /// Why it was refused.
+    pub status: zk_status,
+    /// The handler, untouched.
+    pub handler: H,
+}
+
+impl<H> std::fmt::Debug for Refused<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Refused({:?})", self.status)
+    }
+}
+
+impl<H> From<Refused<H>> for zk_status {
+    fn from(r: Refused<H>) -> zk_status {
+        r.status
+    }
+}
 
 const LIVE: u8 = 0;
 const CLAIMED: u8 = 1;
 const REMOVED: u8 = 2;
 
-struct Watch {
+/// A registered watch; `handler` is last so that `Arc<Watch<H>>` coerces to
+/// `Arc<Watch<dyn WatchHandler>>`: one allocation per watch.
+struct Watch<H: ?Sized> {
     id: u64,
     kind: zk_watch_kind,
-    path: Box<str>,
     status: AtomicU8,
-    callback: WatchFn,
+    path: Arc<CStr>,
+    handler: H,
 }
 
-struct Listener {
+type DynWatch = Watch<dyn WatchHandler>;
+
+struct Listener<H: ?Sized> {
     id: u64,
     status: AtomicU8,
-    callback: ListenerFn,
+    handler: H,
 }
 
-/// The watches registered on one path, each list in registration order.
-#[derive(Default)]
-struct PathWatches {
-    data: Vec<Arc<Watch>>,
-    child: Vec<Arc<Watch>>,
-    persistent: Vec<Arc<Watch>>,
-    recursive: Vec<Arc<Watch>>,
-}
+type DynListener = Listener<dyn ListenerHandler>;
 
-impl PathWatches {
-    fn list(&mut self, kind: zk_watch_kind) -> &mut Vec<Arc<Watch>> {
-        match kind {
-            zk_watch_kind::ZK_WATCH_DATA => &mut self.data,
-            zk_watch_kind::ZK_WATCH_CHILD => &mut self.child,
-            zk_watch_kind::ZK_WATCH_PERSISTENT => &mut self.persistent,
-            zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE => &mut self.recursive,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.data.is_empty()
-            && self.child.is_empty()
-            && self.persistent.is_empty()
-            && self.recursive.is_empty()
-    }
+/// The watches of one path, in registration order, under the path's hash.
+struct PathEntry {
+    hash: u64,
+    path: Arc<CStr>,
+    watches: Vec<Arc<DynWatch>>,
 }
 
 /// A watch to call for an event; `claim` watches are called at most once and
 /// then forgotten (one-shots firing, and every watch on a lost session).
 struct Target {
-    watch: Arc<Watch>,
+    watch: Arc<DynWatch>,
     claim: bool,
 }
 
 enum Job {
+    /// Several watches, or a session's NONE event (`path` None).
     Watch {
-        event: Event,
+        meta: EventMeta,
+        path: Option<Arc<CStr>>,
         targets: Vec<Target>,
+    },
+    /// One watch whose own path is the event's path: no path to hold.
+    One {
+        meta: EventMeta,
+        target: Target,
+    },
+    /// One watch on an ancestor (recursive): the event's path is held.
+    OneAt {
+        meta: EventMeta,
+        path: Arc<CStr>,
+        target: Target,
     },
     State {
         state: zk_kazoo_state,
         seq: u64,
-        listeners: Vec<Arc<Listener>>,
+        listeners: Vec<Arc<DynListener>>,
     },
     Call {
         seq: u64,
-        callback: SubmitFn,
+        task: Box<dyn Task>,
     },
     Flush(Arc<Signal>),
 }
@@ -202,25 +284,119 @@ struct Signal {
     cv: Condvar,
 }
 
-struct Shared {
-    watches: HashMap<u64, Arc<Watch>>,
-    by_path: HashMap<Box<str>, PathWatches>,
+/// Seeded FNV-1a with a final mix: fast on short paths, and hashing a path
+/// byte by byte yields the hash of every prefix on the way.
+#[derive(Copy, Clone)]
+struct PathHasher {
+    seed: u64,
+}
+
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl PathHasher {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x7a6b_2d73_7461_7465);
+        PathHasher { seed: h.finish() }
+    }
+
+    fn start(self) -> u64 {
+        0xcbf2_9ce4_8422_2325 ^ self.seed
+    }
+
+    fn step(state: u64, byte: u8) -> u64 {
+        (state ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    }
+
+    fn finish(state: u64) -> u64 {
+        let x = (state ^ (state >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^ (x >> 29)
+    }
+
+    fn hash(self, path: &[u8]) -> u64 {
+        Self::finish(path.iter().fold(self.start(), |h, &b| Self::step(h, b)))
+    }
+
+    /// `(hash, length)` of `/`, of each ancestor, then of the path itself (for
+    /// a validated absolute path), in that order.
+    fn prefixes(self, path: &[u8], out: &mut Vec<(u64, usize)>) {
+        out.clear();
+        let mut h = Self::step(self.start(), b'/');
+        out.push((Self::finish(h), 1));
+        for (i, &b) in path.iter().enumerate().skip(1) {
+            if b == b'/' {
+                out.push((Self::finish(h), i));
+            }
+            h = Self::step(h, b);
+        }
+        if path.len() > 1 {
+            out.push((Self::finish(h), path.len()));
+        }
+    }
+}
+
+struct Registry {
+    watches: HashMap<u64, Arc<DynWatch>>,
+    by_path: HashTable<PathEntry>,
     recursive_count: usize,
-    listeners: BTreeMap<u64, Arc<Listener>>,
+    listeners: BTreeMap<u64, Arc<DynListener>>,
     machine: Machine,
     chroot: Option<Box<str>>,
-    queue: VecDeque<Job>,
     closing: bool,
-    sleeping: bool,
     next_id: u64,
     next_seq: u64,
     stats: zk_dispatcher_stats,
+    hasher: PathHasher,
+    scratch: Vec<(u64, usize)>,
+}
+
+impl Registry {
+    fn entry(&self, hash: u64, path: &[u8]) -> Option<&PathEntry> {
+        self.by_path
+            .find(hash, |e| e.hash == hash && e.path.to_bytes() == path)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.last_seq = seq;
+        seq
+    }
+
+    fn unindex(&mut self, watch: &DynWatch) {
+        let path = watch.path.to_bytes();
+        let hash = self.hasher.hash(path);
+        if let Ok(mut entry) = self
+            .by_path
+            .find_entry(hash, |e| e.hash == hash && e.path.to_bytes() == path)
+        {
+            let list = &mut entry.get_mut().watches;
+            if let Some(at) = list.iter().position(|w| w.id == watch.id) {
+                list.remove(at);
+                if watch.kind == zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE {
+                    self.recursive_count -= 1;
+                }
+            }
+            if list.is_empty() {
+                entry.remove();
+            }
+        }
+    }
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    sleeping: bool,
+    closing: bool,
 }
 
 /// The dispatcher itself (opaque to C). Rust code owns one through [`Dispatcher`].
 pub struct zk_dispatcher {
-    shared: Mutex<Shared>,
+    registry: Mutex<Registry>,
+    queue: Mutex<Queue>,
     wake: Condvar,
+    queued: AtomicUsize,
     options: u32,
     capacity: usize,
     dispatch_thread: OnceLock<ThreadId>,
@@ -242,10 +418,14 @@ pub fn current_seq() -> u64 {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave `Shared` inconsistent in a
-    // way that matters more than stopping dispatch would, so poisoning is ignored.
+    // User code never runs under these locks, so a poisoned lock can only come
+    // from a bug in this module; carry on rather than cascade the panic.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// How long the dispatch thread spins on an empty queue before sleeping, so a
+/// steady stream of events needs no wake-up system call per event.
+const SPIN_BEFORE_SLEEP: u32 = 2000;
 
 /// An owning handle: dropping it is `zk_dispatcher_free()`.
 pub struct Dispatcher(Arc<zk_dispatcher>);
@@ -260,21 +440,27 @@ impl Dispatcher {
             return Err(zk_status::ZK_ERR_INVALID_ARGUMENT);
         }
         let inner = Arc::new(zk_dispatcher {
-            shared: Mutex::new(Shared {
+            registry: Mutex::new(Registry {
                 watches: HashMap::new(),
-                by_path: HashMap::new(),
+                by_path: HashTable::new(),
                 recursive_count: 0,
                 listeners: BTreeMap::new(),
                 machine: Machine::default(),
                 chroot: None,
-                queue: VecDeque::new(),
                 closing: false,
-                sleeping: false,
                 next_id: 1,
                 next_seq: 1,
                 stats: zk_dispatcher_stats::default(),
+                hasher: PathHasher::new(),
+                scratch: Vec::new(),
+            }),
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                sleeping: false,
+                closing: false,
             }),
             wake: Condvar::new(),
+            queued: AtomicUsize::new(0),
             options,
             capacity,
             dispatch_thread: OnceLock::new(),
@@ -320,13 +506,6 @@ impl Drop for Dispatcher {
     }
 }
 
-impl Drop for zk_dispatcher {
-    fn drop(&mut self) {
-        // Registered watches and listeners are dropped here, running their free
-        // functions exactly once; no lock is held.
-    }
-}
-
 impl zk_dispatcher {
     fn on_dispatch_thread(&self) -> bool {
         self.dispatch_thread.get() == Some(&std::thread::current().id())
@@ -334,12 +513,11 @@ impl zk_dispatcher {
 
     /// Stops accepting work, lets the dispatch thread run what is queued, and
     /// joins it, unless called from the dispatch thread itself: then the
-    /// thread is detached and finishes the queue on its own.
+    /// thread is detached and finishes the queue on its own. What is still
+    /// registered is dropped with the last reference to the dispatcher.
     fn close(&self) {
-        {
-            let mut s = lock(&self.shared);
-            s.closing = true;
-        }
+        lock(&self.registry).closing = true;
+        lock(&self.queue).closing = true;
         self.wake.notify_all();
         let handle = lock(&self.join).take();
         if let Some(handle) = handle {
@@ -351,28 +529,45 @@ impl zk_dispatcher {
         }
     }
 
-    fn open(&self) -> Result<MutexGuard<'_, Shared>> {
-        let mut s = lock(&self.shared);
-        if s.closing {
-            s.stats.refused_closed += 1;
+    fn open(&self) -> Result<MutexGuard<'_, Registry>> {
+        let mut r = lock(&self.registry);
+        if r.closing {
+            r.stats.refused_closed += 1;
             return Err(zk_status::ZK_ERR_SHUTTING_DOWN);
         }
-        Ok(s)
+        Ok(r)
     }
 
-    fn push(&self, mut s: MutexGuard<'_, Shared>, job: Job) {
-        s.queue.push_back(job);
-        let wake = s.sleeping;
-        s.sleeping = false;
-        drop(s);
+    /// Queues jobs; the caller holds the registry lock, so the queue order is
+    /// the feed order. Wakes the dispatch thread if it sleeps.
+    fn push(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut q = lock(&self.queue);
+        let before = q.jobs.len();
+        q.jobs.extend(jobs);
+        self.queued
+            .fetch_add(q.jobs.len() - before, Ordering::Release);
+        let wake = std::mem::replace(&mut q.sleeping, false);
+        drop(q);
         if wake {
             self.wake.notify_one();
         }
     }
 
-    fn has_room(&self, s: &mut Shared) -> Result<()> {
-        if self.capacity != 0 && s.queue.len() >= self.capacity {
-            s.stats.refused_full += 1;
+    /// Queues one job (see `push`).
+    fn push_one(&self, job: Job) {
+        let mut q = lock(&self.queue);
+        q.jobs.push_back(job);
+        self.queued.fetch_add(1, Ordering::Release);
+        let wake = std::mem::replace(&mut q.sleeping, false);
+        drop(q);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    fn has_room(&self, r: &mut Registry) -> Result<()> {
+        if self.capacity != 0 && self.queued.load(Ordering::Acquire) >= self.capacity {
+            r.stats.refused_full += 1;
             return Err(zk_status::ZK_ERR_QUEUE_FULL);
         }
         Ok(())
@@ -394,27 +589,58 @@ impl zk_dispatcher {
     }
 
     /// Registers a watch on `path` (relative to the chroot) and returns its id.
-    pub fn watch_add(&self, path: &str, kind: zk_watch_kind, callback: WatchFn) -> Result<u64> {
-        path::validate(path)?;
-        let mut s = self.open()?;
-        let id = s.next_id;
-        s.next_id += 1;
-        let watch = Arc::new(Watch {
+    /// On failure the handler is handed back, untouched.
+    pub fn watch_add<H: WatchHandler>(
+        &self,
+        path: &str,
+        kind: zk_watch_kind,
+        handler: H,
+    ) -> std::result::Result<u64, Refused<H>> {
+        if let Err(status) = path::validate(path) {
+            return Err(Refused { status, handler });
+        }
+        let mut r = match self.open() {
+            Ok(r) => r,
+            Err(status) => return Err(Refused { status, handler }),
+        };
+        let id = r.next_id;
+        r.next_id += 1;
+        let hash = r.hasher.hash(path.as_bytes());
+        // Share the path's allocation with the other watches of the path.
+        let shared = r.entry(hash, path.as_bytes()).map(|e| Arc::clone(&e.path));
+        let path_c = match shared {
+            Some(p) => p,
+            None => Arc::from(CString::new(path).expect("validated paths hold no NUL")),
+        };
+        let watch: Arc<DynWatch> = Arc::new(Watch {
             id,
             kind,
-            path: Box::from(path),
             status: AtomicU8::new(LIVE),
-            callback,
+            path: Arc::clone(&path_c),
+            handler,
         });
-        s.watches.insert(id, Arc::clone(&watch));
+        r.watches.insert(id, Arc::clone(&watch));
         if kind == zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE {
-            s.recursive_count += 1;
+            r.recursive_count += 1;
         }
-        s.by_path
-            .entry(Box::from(path))
-            .or_default()
-            .list(kind)
-            .push(watch);
+        let bytes = path.as_bytes();
+        match r
+            .by_path
+            .find_mut(hash, |e| e.hash == hash && e.path.to_bytes() == bytes)
+        {
+            Some(entry) => entry.watches.push(watch),
+            None => {
+                r.by_path.insert_unique(
+                    hash,
+                    PathEntry {
+                        hash,
+                        path: path_c,
+                        watches: vec![watch],
+                    },
+                    |e| e.hash,
+                );
+            }
+        }
         Ok(id)
     }
 
@@ -422,8 +648,8 @@ impl zk_dispatcher {
     /// already fired (a one-shot whose callback has started or is about to).
     pub fn watch_remove(&self, id: u64) -> Result<()> {
         let removed = {
-            let mut s = lock(&self.shared);
-            let watch = s.watches.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
+            let mut r = lock(&self.registry);
+            let watch = r.watches.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
             if watch
                 .status
                 .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
@@ -431,41 +657,31 @@ impl zk_dispatcher {
             {
                 return Err(zk_status::ZK_ERR_NOT_FOUND);
             }
-            Self::unindex(&mut s, &watch);
+            r.unindex(&watch);
             watch
         };
         drop(removed); // outside the lock: may run the user's free function
         Ok(())
     }
 
-    fn unindex(s: &mut Shared, watch: &Arc<Watch>) {
-        if let Some(entry) = s.by_path.get_mut(&watch.path) {
-            let list = entry.list(watch.kind);
-            if let Some(at) = list.iter().position(|w| w.id == watch.id) {
-                list.remove(at);
-                if watch.kind == zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE {
-                    s.recursive_count -= 1;
-                }
-            }
-            if entry.is_empty() {
-                s.by_path.remove(&watch.path);
-            }
-        }
-    }
-
-    /// Registers a state listener and returns its id.
-    pub fn listener_add(&self, callback: ListenerFn) -> Result<u64> {
-        let mut s = self.open()?;
-        let id = s.next_id;
-        s.next_id += 1;
-        s.listeners.insert(
+    /// Registers a state listener and returns its id. On failure the handler
+    /// is handed back, untouched.
+    pub fn listener_add<H: ListenerHandler>(
+        &self,
+        handler: H,
+    ) -> std::result::Result<u64, Refused<H>> {
+        let mut r = match self.open() {
+            Ok(r) => r,
+            Err(status) => return Err(Refused { status, handler }),
+        };
+        let id = r.next_id;
+        r.next_id += 1;
+        let listener: Arc<DynListener> = Arc::new(Listener {
             id,
-            Arc::new(Listener {
-                id,
-                status: AtomicU8::new(LIVE),
-                callback,
-            }),
-        );
+            status: AtomicU8::new(LIVE),
+            handler,
+        });
+        r.listeners.insert(id, listener);
         Ok(id)
     }
 
@@ -473,8 +689,8 @@ impl zk_dispatcher {
     /// was, was removed, or removed itself by returning true).
     pub fn listener_remove(&self, id: u64) -> Result<()> {
         let removed = {
-            let mut s = lock(&self.shared);
-            let listener = s.listeners.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
+            let mut r = lock(&self.registry);
+            let listener = r.listeners.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
             if listener
                 .status
                 .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
@@ -493,7 +709,8 @@ impl zk_dispatcher {
     /// any, is stripped here), as kazoo's `_read_watch_event`.
     pub fn event(&self, event_type: zk_event_type, server_path: &str, zxid: i64) -> Result<()> {
         path::validate(server_path)?;
-        let mut s = self.open()?;
+        let mut guard = self.open()?;
+        let r = &mut *guard;
         let fires = matches!(
             event_type,
             zk_event_type::Created
@@ -503,207 +720,264 @@ impl zk_dispatcher {
         );
         if fires {
             // Refuse before touching anything, so a refused event pops no watch.
-            self.has_room(&mut s)?;
+            self.has_room(r)?;
         }
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        s.stats.last_seq = seq;
-        s.stats.events_fed += 1;
+        let seq = r.next_seq();
+        r.stats.events_fed += 1;
         if !fires {
-            s.stats.events_ignored += 1;
+            r.stats.events_ignored += 1;
             return Ok(());
         }
-        let Some(client_path) = path::unchroot(s.chroot.as_deref(), server_path) else {
-            s.stats.events_unmatched += 1;
+        let Some(client_path) = path::unchroot(r.chroot.as_deref(), server_path) else {
+            r.stats.events_unmatched += 1;
             return Ok(());
         };
-        let targets = Self::match_event(&mut s, event_type, client_path);
+        let mut targets = Vec::new();
+        let path = Self::match_event(r, event_type, client_path, &mut targets);
         if targets.is_empty() {
-            s.stats.events_unmatched += 1;
+            r.stats.events_unmatched += 1;
             return Ok(());
         }
-        s.stats.events_matched += 1;
-        let event = Event {
+        r.stats.events_matched += 1;
+        let meta = EventMeta {
             event_type,
-            state: s.machine.keeper,
-            path: Some(CString::new(client_path).map_err(|_| zk_status::ZK_ERR_INVALID_PATH)?),
+            state: r.machine.keeper,
             zxid,
             seq,
         };
-        self.push(s, Job::Watch { event, targets });
+        let owned_path =
+            || Arc::from(CString::new(client_path).expect("validated paths hold no NUL"));
+        let job = if targets.len() == 1 {
+            let target = targets.pop().expect("one target");
+            if target.watch.path.to_bytes() == client_path.as_bytes() {
+                Job::One { meta, target }
+            } else {
+                Job::OneAt {
+                    meta,
+                    path: path.unwrap_or_else(owned_path),
+                    target,
+                }
+            }
+        } else {
+            Job::Watch {
+                meta,
+                path: Some(path.unwrap_or_else(owned_path)),
+                targets,
+            }
+        };
+        self.push_one(job);
         Ok(())
     }
 
-    /// The watches an event fires, one-shots popped: kazoo's data/child rules,
-    /// then ZooKeeper 3.6's persistent and persistent-recursive rules. O(depth).
-    fn match_event(s: &mut Shared, event_type: zk_event_type, path: &str) -> Vec<Target> {
-        let mut targets = Vec::new();
-        let mut now_empty = false;
-        if let Some(entry) = s.by_path.get_mut(path) {
-            let (data, child) = match event_type {
-                zk_event_type::Created | zk_event_type::Changed => (true, false),
-                zk_event_type::Deleted => (true, true),
-                _ => (false, true),
+    /// Collects the watches an event fires, one-shots popped: kazoo's
+    /// data/child rules, then ZooKeeper 3.6's persistent and
+    /// persistent-recursive rules. O(depth): one hashing pass over the path.
+    /// Returns the path's shared allocation when the path has an entry.
+    fn match_event(
+        r: &mut Registry,
+        event_type: zk_event_type,
+        path: &str,
+        targets: &mut Vec<Target>,
+    ) -> Option<Arc<CStr>> {
+        let bytes = path.as_bytes();
+        let mut prefixes = std::mem::take(&mut r.scratch);
+        let walk = r.recursive_count > 0 && event_type != zk_event_type::Child;
+        let hash = if walk {
+            r.hasher.prefixes(bytes, &mut prefixes);
+            prefixes.last().expect("a path has at least one prefix").0
+        } else {
+            r.hasher.hash(bytes)
+        };
+        let (data, child) = match event_type {
+            zk_event_type::Created | zk_event_type::Changed => (true, false),
+            zk_event_type::Deleted => (true, true),
+            _ => (false, true),
+        };
+        let mut shared_path = None;
+        if let Ok(mut found) = r
+            .by_path
+            .find_entry(hash, |e| e.hash == hash && e.path.to_bytes() == bytes)
+        {
+            let entry = found.get_mut();
+            shared_path = Some(Arc::clone(&entry.path));
+            let list = &mut entry.watches;
+            let pops = |k: zk_watch_kind| {
+                (data && k == zk_watch_kind::ZK_WATCH_DATA)
+                    || (child && k == zk_watch_kind::ZK_WATCH_CHILD)
             };
-            if data {
-                targets.extend(
-                    entry
-                        .data
-                        .drain(..)
-                        .map(|watch| Target { watch, claim: true }),
-                );
+            if list.iter().any(|w| pops(w.kind)) {
+                for kind in [zk_watch_kind::ZK_WATCH_DATA, zk_watch_kind::ZK_WATCH_CHILD] {
+                    if pops(kind) {
+                        targets.extend(list.iter().filter(|w| w.kind == kind).map(|w| Target {
+                            watch: Arc::clone(w),
+                            claim: true,
+                        }));
+                    }
+                }
+                list.retain(|w| !pops(w.kind));
             }
-            if child {
-                targets.extend(
-                    entry
-                        .child
-                        .drain(..)
-                        .map(|watch| Target { watch, claim: true }),
-                );
-            }
-            targets.extend(entry.persistent.iter().map(|w| Target {
-                watch: Arc::clone(w),
-                claim: false,
-            }));
-            now_empty = entry.is_empty();
-        }
-        if now_empty {
-            s.by_path.remove(path);
-        }
-        if s.recursive_count > 0 && event_type != zk_event_type::Child {
-            for prefix in path::self_and_ancestors(path) {
-                if let Some(entry) = s.by_path.get(prefix) {
-                    targets.extend(entry.recursive.iter().map(|w| Target {
+            targets.extend(
+                list.iter()
+                    .filter(|w| w.kind == zk_watch_kind::ZK_WATCH_PERSISTENT)
+                    .map(|w| Target {
                         watch: Arc::clone(w),
                         claim: false,
-                    }));
+                    }),
+            );
+            if list.is_empty() {
+                found.remove();
+            }
+        }
+        if walk {
+            // From the path itself up to the root.
+            for &(h, len) in prefixes.iter().rev() {
+                if let Some(entry) = r.entry(h, &bytes[..len]) {
+                    targets.extend(
+                        entry
+                            .watches
+                            .iter()
+                            .filter(|w| w.kind == zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE)
+                            .map(|w| Target {
+                                watch: Arc::clone(w),
+                                claim: false,
+                            }),
+                    );
                 }
             }
         }
-        targets
+        r.scratch = prefixes;
+        shared_path
     }
 
     /// Feeds a new keeper state, as kazoo's `_session_callback`.
     pub fn session(&self, state: zk_keeper_state) -> Result<()> {
-        let mut s = self.open()?;
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        s.stats.last_seq = seq;
-        s.stats.sessions_fed += 1;
-        let step = s.machine.step(state, self.options);
+        let mut guard = self.open()?;
+        let r = &mut *guard;
+        let seq = r.next_seq();
+        r.stats.sessions_fed += 1;
+        let step = r.machine.step(state, self.options);
+        let mut jobs = Vec::with_capacity(2);
         if let Some(kazoo) = step.notify {
-            if !s.listeners.is_empty() {
-                let listeners = s.listeners.values().cloned().collect();
-                s.queue.push_back(Job::State {
+            if !r.listeners.is_empty() {
+                let listeners = r.listeners.values().cloned().collect();
+                jobs.push(Job::State {
                     state: kazoo,
                     seq,
                     listeners,
                 });
             }
         }
-        let mut targets = Vec::new();
-        let one_shot_fire = step.actions & ZK_SESSION_ACTION_FIRE_ONE_SHOT != 0;
-        let one_shot_notify = step.actions & ZK_SESSION_ACTION_NOTIFY_ONE_SHOT != 0;
-        let persistent_notify = step.actions & ZK_SESSION_ACTION_NOTIFY_PERSISTENT != 0;
-        let persistent_drop = step.actions & ZK_SESSION_ACTION_DROP_PERSISTENT != 0;
-        if one_shot_fire || one_shot_notify || persistent_notify {
+        let fire_one_shot = step.actions & ZK_SESSION_ACTION_FIRE_ONE_SHOT != 0;
+        let notify_one_shot = step.actions & ZK_SESSION_ACTION_NOTIFY_ONE_SHOT != 0;
+        let notify_persistent = step.actions & ZK_SESSION_ACTION_NOTIFY_PERSISTENT != 0;
+        let drop_persistent = step.actions & ZK_SESSION_ACTION_DROP_PERSISTENT != 0;
+        if fire_one_shot || notify_one_shot || notify_persistent {
             // kazoo's _reset_watchers order: child watches, then data watches;
             // then the persistent kinds. Each group in registration order.
-            let mut child = Vec::new();
-            let mut data = Vec::new();
-            let mut persistent = Vec::new();
-            for entry in s.by_path.values_mut() {
-                if one_shot_fire {
-                    child.extend(
-                        entry
-                            .child
-                            .drain(..)
-                            .map(|watch| Target { watch, claim: true }),
-                    );
-                    data.extend(
-                        entry
-                            .data
-                            .drain(..)
-                            .map(|watch| Target { watch, claim: true }),
-                    );
-                } else if one_shot_notify {
-                    child.extend(entry.child.iter().map(|w| Target {
-                        watch: Arc::clone(w),
-                        claim: false,
-                    }));
-                    data.extend(entry.data.iter().map(|w| Target {
-                        watch: Arc::clone(w),
-                        claim: false,
-                    }));
-                }
-                if persistent_notify {
-                    let claim = persistent_drop;
-                    for list in [&mut entry.persistent, &mut entry.recursive] {
-                        if claim {
-                            persistent.extend(list.drain(..).map(|watch| Target { watch, claim }));
-                        } else {
-                            persistent.extend(list.iter().map(|w| Target {
-                                watch: Arc::clone(w),
-                                claim,
-                            }));
+            let mut groups: [Vec<Target>; 3] = Default::default();
+            for entry in r.by_path.iter_mut() {
+                for w in &entry.watches {
+                    let (group, notify, claim) = match w.kind {
+                        zk_watch_kind::ZK_WATCH_CHILD => {
+                            (0, fire_one_shot || notify_one_shot, fire_one_shot)
                         }
+                        zk_watch_kind::ZK_WATCH_DATA => {
+                            (1, fire_one_shot || notify_one_shot, fire_one_shot)
+                        }
+                        _ => (2, notify_persistent, drop_persistent),
+                    };
+                    if notify {
+                        groups[group].push(Target {
+                            watch: Arc::clone(w),
+                            claim,
+                        });
                     }
                 }
+                entry.watches.retain(|w| {
+                    let one_shot = matches!(
+                        w.kind,
+                        zk_watch_kind::ZK_WATCH_DATA | zk_watch_kind::ZK_WATCH_CHILD
+                    );
+                    !(if one_shot {
+                        fire_one_shot
+                    } else {
+                        drop_persistent
+                    })
+                });
             }
-            if persistent_drop {
-                s.recursive_count = 0;
+            if drop_persistent {
+                r.recursive_count = 0;
             }
-            s.by_path.retain(|_, entry| !entry.is_empty());
-            for group in [&mut child, &mut data, &mut persistent] {
+            r.by_path.retain(|e| !e.watches.is_empty());
+            let mut targets = Vec::new();
+            for mut group in groups {
                 group.sort_by_key(|t| t.watch.id);
-                targets.append(group);
+                targets.append(&mut group);
+            }
+            if !targets.is_empty() {
+                let meta = EventMeta {
+                    event_type: zk_event_type::None,
+                    state,
+                    zxid: ZK_ZXID_UNKNOWN,
+                    seq,
+                };
+                jobs.push(Job::Watch {
+                    meta,
+                    path: None,
+                    targets,
+                });
             }
         }
-        if !targets.is_empty() {
-            let event = Event {
-                event_type: zk_event_type::None,
-                state,
-                path: None,
-                zxid: ZK_ZXID_UNKNOWN,
-                seq,
-            };
-            s.queue.push_back(Job::Watch { event, targets });
-        }
-        let wake = s.sleeping;
-        s.sleeping = false;
-        drop(s);
-        if wake {
-            self.wake.notify_one();
+        if !jobs.is_empty() {
+            self.push(jobs);
         }
         Ok(())
     }
 
     /// The current kazoo and keeper states (as of the last call fed).
     pub fn state(&self) -> (zk_kazoo_state, zk_keeper_state) {
-        let s = lock(&self.shared);
-        (s.machine.kazoo, s.machine.keeper)
+        let r = lock(&self.registry);
+        (r.machine.kazoo, r.machine.keeper)
     }
 
-    /// Queues a callback to run once on the dispatch thread (kazoo's `Callback`).
-    pub fn submit(&self, callback: SubmitFn) -> Result<()> {
-        let mut s = self.open()?;
-        self.has_room(&mut s)?;
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        s.stats.last_seq = seq;
-        s.stats.submitted += 1;
-        self.push(s, Job::Call { seq, callback });
+    /// Queues a task to run once on the dispatch thread (kazoo's `Callback`).
+    /// On failure the task is handed back, untouched.
+    pub fn submit<T: Task>(&self, task: T) -> std::result::Result<(), Refused<T>> {
+        let mut r = match self.open() {
+            Ok(r) => r,
+            Err(status) => {
+                return Err(Refused {
+                    status,
+                    handler: task,
+                })
+            }
+        };
+        if let Err(status) = self.has_room(&mut r) {
+            return Err(Refused {
+                status,
+                handler: task,
+            });
+        }
+        let seq = r.next_seq();
+        r.stats.submitted += 1;
+        self.push_one(Job::Call {
+            seq,
+            task: Box::new(task),
+        });
         Ok(())
     }
 
-    /// Waits until everything queued before this call has run.
+    /// Waits until everything queued before this call has run (and what it
+    /// released has been freed).
     pub fn flush(&self) -> Result<()> {
         if self.on_dispatch_thread() {
             return Err(zk_status::ZK_ERR_WOULD_DEADLOCK);
         }
         let signal = Arc::new(Signal::default());
-        let s = self.open()?;
-        self.push(s, Job::Flush(Arc::clone(&signal)));
+        {
+            let _r = self.open()?;
+            self.push_one(Job::Flush(Arc::clone(&signal)));
+        }
         let mut done = lock(&signal.done);
         while !*done {
             done = signal.cv.wait(done).unwrap_or_else(|e| e.into_inner());
@@ -713,17 +987,17 @@ impl zk_dispatcher {
 
     /// Counts a C client notification the adapter could not convert.
     pub fn count_adapter_error(&self) {
-        lock(&self.shared).stats.adapter_errors += 1;
+        lock(&self.registry).stats.adapter_errors += 1;
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> zk_dispatcher_stats {
-        let s = lock(&self.shared);
-        let mut stats = s.stats;
-        stats.queued = s.queue.len() as u64;
-        stats.watches = s.watches.len() as u64;
-        stats.listeners = s.listeners.len() as u64;
-        drop(s);
+        let r = lock(&self.registry);
+        let mut stats = r.stats;
+        stats.watches = r.watches.len() as u64;
+        stats.listeners = r.listeners.len() as u64;
+        drop(r);
+        stats.queued = self.queued.load(Ordering::Acquire) as u64;
         stats.watch_calls = self.watch_calls.load(Ordering::Relaxed);
         stats.listener_calls = self.listener_calls.load(Ordering::Relaxed);
         stats.submit_calls = self.submit_calls.load(Ordering::Relaxed);
@@ -731,90 +1005,132 @@ impl zk_dispatcher {
         stats
     }
 
+    /// Waits for work; `None` once closing and drained.
+    fn next_batch(&self, batch: &mut VecDeque<Job>) -> Option<()> {
+        let mut q = lock(&self.queue);
+        let mut spun = false;
+        while q.jobs.is_empty() {
+            if q.closing {
+                return None;
+            }
+            if !spun {
+                drop(q);
+                for _ in 0..SPIN_BEFORE_SLEEP {
+                    if self.queued.load(Ordering::Acquire) != 0 {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                spun = true;
+                q = lock(&self.queue);
+                continue;
+            }
+            q.sleeping = true;
+            q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        q.sleeping = false;
+        std::mem::swap(&mut q.jobs, batch);
+        self.queued.fetch_sub(batch.len(), Ordering::Release);
+        Some(())
+    }
+
     /// The dispatch thread's loop.
     fn run(self: Arc<Self>) {
         let mut batch = VecDeque::new();
-        let mut retired_watches = Vec::new();
-        let mut retired_listeners = Vec::new();
-        loop {
-            {
-                let mut s = lock(&self.shared);
-                while s.queue.is_empty() {
-                    if s.closing {
-                        return;
-                    }
-                    s.sleeping = true;
-                    s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
-                }
-                s.sleeping = false;
-                std::mem::swap(&mut s.queue, &mut batch);
-            }
+        let mut work = Work::default();
+        while self.next_batch(&mut batch).is_some() {
             for job in batch.drain(..) {
                 if let Job::Flush(signal) = job {
-                    // Everything before the flush has run: release it first, so
-                    // that its free functions have run when flush returns.
-                    self.retire(&mut retired_watches, &mut retired_listeners);
+                    // Everything before the flush has run: release it and
+                    // publish the counters first, so that free functions have
+                    // run and stats are current when flush returns.
+                    self.retire(&mut work);
                     *lock(&signal.done) = true;
                     signal.cv.notify_all();
                 } else {
-                    self.run_job(job, &mut retired_watches, &mut retired_listeners);
+                    self.run_job(job, &mut work);
                 }
             }
-            self.retire(&mut retired_watches, &mut retired_listeners);
+            self.retire(&mut work);
         }
     }
 
-    /// Forgets fired one-shots and self-removed listeners, dropping them (which
-    /// may run free functions) outside the lock.
-    fn retire(&self, retired_watches: &mut Vec<u64>, retired_listeners: &mut Vec<u64>) {
-        if retired_watches.is_empty() && retired_listeners.is_empty() {
+    /// Publishes counters, then forgets fired one-shots and self-removed
+    /// listeners, dropping them (which may run free functions) outside the lock.
+    fn retire(&self, work: &mut Work) {
+        for (counter, n) in [
+            (&self.watch_calls, &mut work.watch_calls),
+            (&self.listener_calls, &mut work.listener_calls),
+            (&self.submit_calls, &mut work.submit_calls),
+            (&self.callback_panics, &mut work.panics),
+        ] {
+            if *n != 0 {
+                counter.fetch_add(std::mem::take(n), Ordering::Relaxed);
+            }
+        }
+        if work.watches.is_empty() && work.listeners.is_empty() {
             return;
         }
-        let mut watches = Vec::with_capacity(retired_watches.len());
-        let mut listeners = Vec::with_capacity(retired_listeners.len());
+        let mut watches = Vec::with_capacity(work.watches.len());
+        let mut listeners = Vec::with_capacity(work.listeners.len());
         {
-            let mut s = lock(&self.shared);
+            let mut r = lock(&self.registry);
             watches.extend(
-                retired_watches
+                work.watches
                     .drain(..)
-                    .filter_map(|id| s.watches.remove(&id)),
+                    .filter_map(|id| r.watches.remove(&id)),
             );
             listeners.extend(
-                retired_listeners
+                work.listeners
                     .drain(..)
-                    .filter_map(|id| s.listeners.remove(&id)),
+                    .filter_map(|id| r.listeners.remove(&id)),
             );
         }
         drop(watches);
         drop(listeners);
     }
 
-    fn call_user(&self, seq: u64, f: impl FnOnce()) {
+    fn call_user(seq: u64, work: &mut Work, f: impl FnOnce()) {
         CURRENT_SEQ.with(|c| c.set(seq));
         if catch_unwind(AssertUnwindSafe(f)).is_err() {
-            self.callback_panics.fetch_add(1, Ordering::Relaxed);
+            work.panics += 1;
         }
         CURRENT_SEQ.with(|c| c.set(0));
     }
 
-    fn run_job(&self, job: Job, retired_watches: &mut Vec<u64>, retired_listeners: &mut Vec<u64>) {
+    fn fire(event: &Event<'_>, target: &Target, work: &mut Work) {
+        let w = &target.watch;
+        if target.claim {
+            if w.status
+                .compare_exchange(LIVE, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return;
+            }
+            work.watches.push(w.id);
+        } else if w.status.load(Ordering::Acquire) != LIVE {
+            return;
+        }
+        work.watch_calls += 1;
+        Self::call_user(event.seq, work, || w.handler.on_event(event));
+    }
+
+    fn run_job(&self, job: Job, work: &mut Work) {
         match job {
-            Job::Watch { event, targets } => {
-                for target in targets {
-                    let w = &target.watch;
-                    if target.claim {
-                        if w.status
-                            .compare_exchange(LIVE, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
-                            .is_err()
-                        {
-                            continue;
-                        }
-                        retired_watches.push(w.id);
-                    } else if w.status.load(Ordering::Acquire) != LIVE {
-                        continue;
-                    }
-                    self.watch_calls.fetch_add(1, Ordering::Relaxed);
-                    self.call_user(event.seq, || (w.callback)(&event));
+            Job::One { meta, target } => {
+                Self::fire(&meta.with_path(Some(&target.watch.path)), &target, work)
+            }
+            Job::OneAt { meta, path, target } => {
+                Self::fire(&meta.with_path(Some(&path)), &target, work)
+            }
+            Job::Watch {
+                meta,
+                path,
+                targets,
+            } => {
+                let event = meta.with_path(path.as_deref());
+                for target in &targets {
+                    Self::fire(&event, target, work);
                 }
             }
             Job::State {
@@ -826,23 +1142,59 @@ impl zk_dispatcher {
                     if l.status.load(Ordering::Acquire) != LIVE {
                         continue;
                     }
-                    self.listener_calls.fetch_add(1, Ordering::Relaxed);
+                    work.listener_calls += 1;
                     let mut remove = false;
-                    self.call_user(seq, || remove = (l.callback)(state));
+                    Self::call_user(seq, work, || remove = l.handler.on_state(state));
                     if remove
                         && l.status
                             .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                     {
-                        retired_listeners.push(l.id);
+                        work.listeners.push(l.id);
                     }
                 }
             }
-            Job::Call { seq, callback } => {
-                self.submit_calls.fetch_add(1, Ordering::Relaxed);
-                self.call_user(seq, callback);
+            Job::Call { seq, task } => {
+                work.submit_calls += 1;
+                Self::call_user(seq, work, || task.run());
             }
-            Job::Flush(_) => unreachable!("flushes are handled by the loop"),
+            Job::Flush(signal) => {
+                // Handled by the loop; kept total for safety.
+                *lock(&signal.done) = true;
+                signal.cv.notify_all();
+            }
+        }
+    }
+}
+
+/// The dispatch thread's private bookkeeping between retirements.
+#[derive(Default)]
+struct Work {
+    watches: Vec<u64>,
+    listeners: Vec<u64>,
+    watch_calls: u64,
+    listener_calls: u64,
+    submit_calls: u64,
+    panics: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_hashes_equal_whole_hashes() {
+        let h = PathHasher::new();
+        let mut out = Vec::new();
+        for path in ["/", "/a", "/a/b", "/app/svc-17/shard-3/node-42"] {
+            h.prefixes(path.as_bytes(), &mut out);
+            let want: Vec<(u64, usize)> = crate::path::self_and_ancestors(path)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .map(|p| (h.hash(p.as_bytes()), p.len()))
+                .collect();
+            assert_eq!(out, want, "{path}");
         }
     }
 }

@@ -14,22 +14,26 @@ pub fn validate(path: &str) -> Result<()> {
     if bytes.len() == 1 {
         return Ok(());
     }
-    if bytes.last() == Some(&b'/') {
-        return Err(zk_status::ZK_ERR_INVALID_PATH);
-    }
-    for component in path[1..].split('/') {
-        if component.is_empty() || component == "." || component == ".." {
+    // One pass over the bytes: components (between slashes) must not be empty,
+    // "." or ".."; ASCII control bytes are rejected here, other code points below.
+    let mut start = 1;
+    let mut ascii = true;
+    for i in 1..=bytes.len() {
+        let b = bytes.get(i).copied().unwrap_or(b'/');
+        if b == b'/' {
+            let component = &bytes[start..i];
+            if component.is_empty() || component == b"." || component == b".." {
+                return Err(zk_status::ZK_ERR_INVALID_PATH);
+            }
+            start = i + 1;
+        } else if b < 0x20 || b == 0x7f {
             return Err(zk_status::ZK_ERR_INVALID_PATH);
+        } else if b >= 0x80 {
+            ascii = false;
         }
-    }
-    if path.is_ascii() {
-        if bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
-            return Err(zk_status::ZK_ERR_INVALID_PATH);
-        }
-        return Ok(());
     }
     let bad = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}');
-    if path.chars().any(bad) {
+    if !ascii && path.chars().any(bad) {
         return Err(zk_status::ZK_ERR_INVALID_PATH);
     }
     Ok(())

@@ -36,23 +36,21 @@ fn describe(e: &Event) -> String {
 fn watch(d: &Dispatcher, log: &Log, name: &str, path: &str, kind: zk_watch_kind) -> u64 {
     let log = Arc::clone(log);
     let name = name.to_string();
-    d.watch_add(
-        path,
-        kind,
-        Box::new(move |e| log.lock().unwrap().push(format!("{name} {}", describe(e)))),
-    )
+    d.watch_add(path, kind, move |e: &Event| {
+        log.lock().unwrap().push(format!("{name} {}", describe(e)))
+    })
     .unwrap()
 }
 
 fn listen(d: &Dispatcher, log: &Log, name: &str) -> u64 {
     let log = Arc::clone(log);
     let name = name.to_string();
-    d.listener_add(Box::new(move |s| {
+    d.listener_add(move |s: K| {
         log.lock()
             .unwrap()
             .push(format!("{name} {}", s.name().to_str().unwrap()));
         false
-    }))
+    })
     .unwrap()
 }
 
@@ -285,11 +283,11 @@ fn listener_returning_true_is_removed_and_freed() {
     }
     let (c, g) = (Arc::clone(&calls), Guard(Arc::clone(&freed)));
     let id = d
-        .listener_add(Box::new(move |_| {
+        .listener_add(move |_: K| {
             let _keep = &g;
             c.fetch_add(1, Ordering::SeqCst);
             true
-        }))
+        })
         .unwrap();
     d.session(S::Connected).unwrap();
     d.session(S::Connecting).unwrap();
@@ -326,18 +324,16 @@ fn sequence_numbers_order_everything() {
     let d = Dispatcher::new(0, 0).unwrap();
     let seqs = Arc::new(Mutex::new(Vec::new()));
     let s1 = Arc::clone(&seqs);
-    d.watch_add(
-        "/n",
-        ZK_WATCH_PERSISTENT,
-        Box::new(move |e| s1.lock().unwrap().push((e.seq, current_seq()))),
-    )
+    d.watch_add("/n", ZK_WATCH_PERSISTENT, move |e: &Event| {
+        s1.lock().unwrap().push((e.seq, current_seq()))
+    })
     .unwrap();
     let s2 = Arc::clone(&seqs);
-    d.listener_add(Box::new(move |_| {
+    d.listener_add(move |_: K| {
         let s = current_seq();
         s2.lock().unwrap().push((s, s));
         false
-    }))
+    })
     .unwrap();
     for i in 0..50 {
         if i % 10 == 0 {
@@ -375,29 +371,21 @@ fn reentrant_callbacks() {
     let id = Arc::new(Mutex::new(0u64));
     let (d2, l2, id2) = (Arc::clone(&d), Arc::clone(&l), Arc::clone(&id));
     let first = d
-        .watch_add(
-            "/n",
-            ZK_WATCH_PERSISTENT,
-            Box::new(move |_| {
-                let me = *id2.lock().unwrap();
-                assert_eq!(d2.watch_remove(me), Ok(()));
-                assert_eq!(d2.watch_remove(me), Err(zk_status::ZK_ERR_NOT_FOUND));
-                let l3 = Arc::clone(&l2);
-                d2.watch_add(
-                    "/n",
-                    ZK_WATCH_DATA,
-                    Box::new(move |e| l3.lock().unwrap().push(describe(e))),
-                )
+        .watch_add("/n", ZK_WATCH_PERSISTENT, move |_: &Event| {
+            let me = *id2.lock().unwrap();
+            assert_eq!(d2.watch_remove(me), Ok(()));
+            assert_eq!(d2.watch_remove(me), Err(zk_status::ZK_ERR_NOT_FOUND));
+            let l3 = Arc::clone(&l2);
+            d2.watch_add("/n", ZK_WATCH_DATA, move |e: &Event| {
+                l3.lock().unwrap().push(describe(e))
+            })
+            .unwrap();
+            let l4 = Arc::clone(&l2);
+            d2.submit(move || l4.lock().unwrap().push("submitted".into()))
                 .unwrap();
-                let l4 = Arc::clone(&l2);
-                d2.submit(Box::new(move || {
-                    l4.lock().unwrap().push("submitted".into())
-                }))
-                .unwrap();
-                assert_eq!(d2.flush(), Err(zk_status::ZK_ERR_WOULD_DEADLOCK));
-                l2.lock().unwrap().push("persistent".into());
-            }),
-        )
+            assert_eq!(d2.flush(), Err(zk_status::ZK_ERR_WOULD_DEADLOCK));
+            l2.lock().unwrap().push("persistent".into());
+        })
         .unwrap();
     *id.lock().unwrap() = first;
     d.event(T::Changed, "/n", 1).unwrap();
@@ -416,12 +404,12 @@ fn bounded_queue_refuses_and_counts() {
     d.session(S::Connected).unwrap();
     let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
     let g = Arc::clone(&gate);
-    d.submit(Box::new(move || {
+    d.submit(move || {
         let mut open = g.0.lock().unwrap();
         while !*open {
             open = g.1.wait(open).unwrap();
         }
-    }))
+    })
     .unwrap();
     // Wait until the dispatch thread is inside the blocking callback.
     while d.stats().queued != 0 {
@@ -429,13 +417,13 @@ fn bounded_queue_refuses_and_counts() {
     }
     let l = log();
     watch(&d, &l, "w", "/n", ZK_WATCH_DATA);
-    d.submit(Box::new(|| {})).unwrap(); // fills the one slot
+    d.submit(|| {}).unwrap(); // fills the one slot
     assert_eq!(
         d.event(T::Changed, "/n", 1),
         Err(zk_status::ZK_ERR_QUEUE_FULL)
     );
     assert_eq!(
-        d.submit(Box::new(|| {})).err(),
+        d.submit(|| {}).err().map(|r| r.status),
         Some(zk_status::ZK_ERR_QUEUE_FULL)
     );
     d.session(S::Connecting).unwrap(); // never refused
@@ -451,7 +439,7 @@ fn bounded_queue_refuses_and_counts() {
 #[test]
 fn panicking_callback_does_not_stop_dispatch() {
     let d = connected(0);
-    d.submit(Box::new(|| panic!("user bug"))).unwrap();
+    d.submit(|| panic!("user bug")).unwrap();
     let l = log();
     watch(&d, &l, "w", "/n", ZK_WATCH_DATA);
     d.event(T::Created, "/n", 1).unwrap();
@@ -481,14 +469,10 @@ fn drop_runs_queue_then_frees_everything_once() {
                 ZK_WATCH_PERSISTENT,
                 ZK_WATCH_PERSISTENT_RECURSIVE,
             ][i % 4];
-            d.watch_add(
-                &format!("/n{}", i % 7),
-                kind,
-                Box::new(move |_| {
-                    let _g = &g;
-                    r.fetch_add(1, Ordering::SeqCst);
-                }),
-            )
+            d.watch_add(&format!("/n{}", i % 7), kind, move |_: &Event| {
+                let _g = &g;
+                r.fetch_add(1, Ordering::SeqCst);
+            })
             .unwrap();
         }
         for i in 0..7 {
@@ -505,7 +489,9 @@ fn invalid_arguments() {
     let d = Dispatcher::new(0, 0).unwrap();
     for bad in ["", "x", "/x/", "//", "/a/../b"] {
         assert_eq!(
-            d.watch_add(bad, ZK_WATCH_DATA, Box::new(|_| {})).err(),
+            d.watch_add(bad, ZK_WATCH_DATA, |_: &Event| {})
+                .err()
+                .map(|r| r.status),
             Some(zk_status::ZK_ERR_INVALID_PATH)
         );
         assert_eq!(

@@ -2,11 +2,12 @@
 //! callback types.
 
 use std::ffi::c_void;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::{cstr_in, ffi_boundary, ffi_status, read_in, zk_c_bool, Out};
 use crate::dispatch::{
     current_seq, zk_dispatcher, zk_dispatcher_stats, zk_watch_kind, Dispatcher, Event,
+    ListenerHandler, Refused, Task, WatchHandler,
 };
 use crate::event::{zk_event_type, zk_watched_event};
 use crate::session::Machine;
@@ -84,7 +85,7 @@ pub type zk_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 /// unless disarmed (when registration fails, ownership stays with the caller).
 struct UserData {
     ptr: *mut c_void,
-    free: Mutex<zk_free_fn>,
+    free: zk_free_fn,
 }
 
 // SAFETY: the pointer is only handed back to the user's own callbacks and free
@@ -94,44 +95,66 @@ unsafe impl Send for UserData {}
 unsafe impl Sync for UserData {}
 
 impl UserData {
-    fn new(ptr: *mut c_void, free: zk_free_fn) -> Arc<UserData> {
-        Arc::new(UserData {
-            ptr,
-            free: Mutex::new(free),
-        })
-    }
-
     /// Registration failed: the caller keeps ownership, so never free.
-    fn disarm(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    fn disarm(mut self) {
+        self.free = None;
     }
 }
 
 impl Drop for UserData {
     fn drop(&mut self) {
-        let free = self
-            .free
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(free) = free {
+        if let Some(free) = self.free.take() {
             // SAFETY: the user gave us this free function for this pointer.
             unsafe { free(self.ptr) }
         }
     }
 }
 
-/// Runs a registration with `user`, disarming it when the registration fails so
-/// that ownership stays with the caller.
-fn owning<T>(
-    user: &Arc<UserData>,
-    register: impl FnOnce() -> Result<T, zk_status>,
-) -> Result<T, zk_status> {
-    let result = register();
-    if result.is_err() {
-        user.disarm();
+/// A C watch callback with its user data.
+struct CWatch {
+    callback: unsafe extern "C" fn(event: *const zk_watched_event, user_data: *mut c_void),
+    user: UserData,
+}
+
+impl WatchHandler for CWatch {
+    fn on_event(&self, event: &Event) {
+        let c = c_event(event);
+        // SAFETY: the user registered this callback for this user_data.
+        unsafe { (self.callback)(&c, self.user.ptr) }
     }
-    result
+}
+
+/// A C listener with its user data.
+struct CListener {
+    callback: unsafe extern "C" fn(state: zk_kazoo_state, user_data: *mut c_void) -> zk_c_bool,
+    user: UserData,
+}
+
+impl ListenerHandler for CListener {
+    fn on_state(&self, state: zk_kazoo_state) -> bool {
+        // SAFETY: the user registered this callback for this user_data.
+        unsafe { (self.callback)(state, self.user.ptr).0 != 0 }
+    }
+}
+
+/// A submitted C callback with its arguments.
+struct CTask {
+    callback: unsafe extern "C" fn(args: *mut c_void),
+    args: UserData,
+}
+
+impl Task for CTask {
+    fn run(self: Box<Self>) {
+        // SAFETY: the user submitted this callback with these args; the free
+        // function runs when `self` drops, right after the call.
+        unsafe { (self.callback)(self.args.ptr) }
+    }
+}
+
+/// A refused registration: the caller keeps its user data.
+fn disarm_watch(refused: Refused<CWatch>) -> zk_status {
+    refused.handler.user.disarm();
+    refused.status
 }
 
 unsafe fn dispatcher<'a>(d: *const zk_dispatcher) -> Result<&'a zk_dispatcher, zk_status> {
@@ -142,7 +165,7 @@ fn c_event(event: &Event) -> zk_watched_event {
     let (path, path_len) = event
         .path
         .as_ref()
-        .map_or((std::ptr::null(), 0), |p| (p.as_ptr(), p.as_bytes().len()));
+        .map_or((std::ptr::null(), 0), |p| (p.as_ptr(), p.to_bytes().len()));
     zk_watched_event {
         r#type: event.event_type as i32,
         state: event.state as i32,
@@ -288,16 +311,8 @@ pub unsafe extern "C" fn zk_watch_add(
         let out_id = Out::new(out_id)?;
         let kind = zk_watch_kind::try_from(kind)?;
         let path = utf8(path)?;
-        let user = UserData::new(user_data, free_fn);
-        let held = Arc::clone(&user);
-        let id = owning(&user, || {
-            d.watch_add(path, kind, Box::new(move |event: &Event| {
-                let c = c_event(event);
-                // SAFETY: the user registered this callback for this user_data.
-                unsafe { callback(&c, held.ptr) }
-            }))
-        })?;
-        out_id.write(id);
+        let handler = CWatch { callback, user: UserData { ptr: user_data, free: free_fn } };
+        out_id.write(d.watch_add(path, kind, handler).map_err(disarm_watch)?);
         Ok(())
     }
 }
@@ -341,15 +356,11 @@ pub unsafe extern "C" fn zk_listener_add(
         let d = dispatcher(d)?;
         let callback = callback.ok_or(zk_status::ZK_ERR_NULL_ARGUMENT)?;
         let out_id = Out::new(out_id)?;
-        let user = UserData::new(user_data, free_fn);
-        let held = Arc::clone(&user);
-        let id = owning(&user, || {
-            d.listener_add(Box::new(move |state| {
-                // SAFETY: the user registered this callback for this user_data.
-                unsafe { callback(state, held.ptr).0 != 0 }
-            }))
-        })?;
-        out_id.write(id);
+        let handler = CListener { callback, user: UserData { ptr: user_data, free: free_fn } };
+        out_id.write(d.listener_add(handler).map_err(|r| {
+            r.handler.user.disarm();
+            r.status
+        })?);
         Ok(())
     }
 }
@@ -458,14 +469,9 @@ pub unsafe extern "C" fn zk_dispatcher_submit(
     ffi_status! {
         let d = dispatcher(d)?;
         let callback = callback.ok_or(zk_status::ZK_ERR_NULL_ARGUMENT)?;
-        let user = UserData::new(args, free_fn);
-        let held = Arc::clone(&user);
-        owning(&user, || {
-            d.submit(Box::new(move || {
-                // SAFETY: the user submitted this callback with these args.
-                unsafe { callback(held.ptr) };
-                drop(held); // the free function runs now, after the call
-            }))
+        d.submit(CTask { callback, args: UserData { ptr: args, free: free_fn } }).map_err(|r| {
+            r.handler.args.disarm();
+            r.status
         })
     }
 }
