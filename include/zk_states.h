@@ -1132,13 +1132,13 @@ int32_t zk_watch_add(struct zk_dispatcher *d,
                      uint64_t *out_id);
 
 /**
- * Removes a watch. After it returns `ZK_OK`, the callback is never started
- * again from the dispatch thread's point of view: if called from a callback
- * (or the watch is a one-shot not yet started), the callback will not run;
- * if called from another thread while the dispatch thread is just starting
- * the callback, that one call may still happen; `zk_dispatcher_flush()`
- * afterwards waits it out. `free_fn` runs once the callback can no longer
- * run: here, or on the dispatch thread right after a running call returns.
+ * Removes a watch. After it returns `ZK_OK`, the callback is not started
+ * again: called from a callback (on the dispatch thread), this is exact;
+ * called from another thread while the dispatch thread is just starting the
+ * callback, that one call may still happen, and `zk_dispatcher_flush()`
+ * afterwards waits it out. `free_fn` runs on the dispatch thread once the
+ * events queued before the removal have been passed (so never during a
+ * call); after `zk_dispatcher_flush()` returns it has run.
  *
  * Returns `ZK_OK`, `ZK_ERR_NULL_ARGUMENT`, or `ZK_ERR_NOT_FOUND` if no watch
  * has this id (never registered, removed, or a one-shot that has fired or is

@@ -241,18 +241,51 @@ struct PathEntry {
     watches: Vec<Arc<DynWatch>>,
 }
 
-/// A watch to call for an event; `claim` watches are called at most once and
-/// then forgotten (one-shots firing, and every watch on a lost session).
+/// A watch to call for an event, by id: the dispatch thread holds its own
+/// reference to every live watch (see `Job::Register`), so feeding an event
+/// touches no reference count the dispatch thread also writes. `claim` watches
+/// are called at most once and then forgotten (one-shots firing, and every
+/// watch on a lost session); `at_path` says the watch is on the event's path.
+#[derive(Copy, Clone)]
 struct Target {
-    watch: Arc<DynWatch>,
+    id: u64,
     claim: bool,
+    at_path: bool,
 }
 
+/// Hashes sequential watch ids for the dispatch thread's map.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// The dispatch thread's own references to the live watches.
+type LiveWatches = hashbrown::HashMap<u64, Arc<DynWatch>, std::hash::BuildHasherDefault<IdHasher>>;
+
 enum Job {
+    /// A new watch: the dispatch thread keeps its own reference.
+    Register(Arc<DynWatch>),
+    /// A removed watch: the dispatch thread drops its reference (and so runs
+    /// the free function) after the events queued before the removal.
+    Release(u64),
     /// Several watches, or a session's NONE event (`path` None).
     Watch {
         meta: EventMeta,
-        path: Option<Arc<CStr>>,
+        path: Option<Box<CStr>>,
         targets: Vec<Target>,
     },
     /// One watch whose own path is the event's path: no path to hold.
@@ -263,7 +296,7 @@ enum Job {
     /// One watch on an ancestor (recursive): the event's path is held.
     OneAt {
         meta: EventMeta,
-        path: Arc<CStr>,
+        path: Box<CStr>,
         target: Target,
     },
     State {
@@ -276,6 +309,20 @@ enum Job {
         task: Box<dyn Task>,
     },
     Flush(Arc<Signal>),
+}
+
+impl Job {
+    /// Node events and submitted callbacks count against the queue bound;
+    /// registrations, session changes and flushes never do.
+    fn is_bounded(&self) -> bool {
+        match self {
+            Job::One { meta, .. } | Job::OneAt { meta, .. } | Job::Watch { meta, .. } => {
+                meta.event_type != zk_event_type::None
+            }
+            Job::Call { .. } => true,
+            Job::Register(_) | Job::Release(_) | Job::State { .. } | Job::Flush(_) => false,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -397,6 +444,8 @@ pub struct zk_dispatcher {
     queue: Mutex<Queue>,
     wake: Condvar,
     queued: AtomicUsize,
+    /// Waiting node events and submitted callbacks: what `capacity` bounds.
+    bounded: AtomicUsize,
     options: u32,
     capacity: usize,
     dispatch_thread: OnceLock<ThreadId>,
@@ -461,6 +510,7 @@ impl Dispatcher {
             }),
             wake: Condvar::new(),
             queued: AtomicUsize::new(0),
+            bounded: AtomicUsize::new(0),
             options,
             capacity,
             dispatch_thread: OnceLock::new(),
@@ -540,7 +590,11 @@ impl zk_dispatcher {
 
     /// Queues jobs; the caller holds the registry lock, so the queue order is
     /// the feed order. Wakes the dispatch thread if it sleeps.
-    fn push(&self, jobs: impl IntoIterator<Item = Job>) {
+    fn push(&self, jobs: Vec<Job>) {
+        let bounded = jobs.iter().filter(|j| j.is_bounded()).count();
+        if bounded != 0 {
+            self.bounded.fetch_add(bounded, Ordering::Release);
+        }
         let mut q = lock(&self.queue);
         let before = q.jobs.len();
         q.jobs.extend(jobs);
@@ -555,6 +609,9 @@ impl zk_dispatcher {
 
     /// Queues one job (see `push`).
     fn push_one(&self, job: Job) {
+        if job.is_bounded() {
+            self.bounded.fetch_add(1, Ordering::Release);
+        }
         let mut q = lock(&self.queue);
         q.jobs.push_back(job);
         self.queued.fetch_add(1, Ordering::Release);
@@ -566,7 +623,7 @@ impl zk_dispatcher {
     }
 
     fn has_room(&self, r: &mut Registry) -> Result<()> {
-        if self.capacity != 0 && self.queued.load(Ordering::Acquire) >= self.capacity {
+        if self.capacity != 0 && self.bounded.load(Ordering::Acquire) >= self.capacity {
             r.stats.refused_full += 1;
             return Err(zk_status::ZK_ERR_QUEUE_FULL);
         }
@@ -620,6 +677,8 @@ impl zk_dispatcher {
             handler,
         });
         r.watches.insert(id, Arc::clone(&watch));
+        // Under the registry lock: registered before any event that can match it.
+        self.push_one(Job::Register(Arc::clone(&watch)));
         if kind == zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE {
             r.recursive_count += 1;
         }
@@ -658,9 +717,12 @@ impl zk_dispatcher {
                 return Err(zk_status::ZK_ERR_NOT_FOUND);
             }
             r.unindex(&watch);
+            // After every event that could still name it; the dispatch thread
+            // drops its reference (running the free function) when it gets there.
+            self.push_one(Job::Release(id));
             watch
         };
-        drop(removed); // outside the lock: may run the user's free function
+        drop(removed); // outside the lock
         Ok(())
     }
 
@@ -733,7 +795,7 @@ impl zk_dispatcher {
             return Ok(());
         };
         let mut targets = Vec::new();
-        let path = Self::match_event(r, event_type, client_path, &mut targets);
+        Self::match_event(r, event_type, client_path, &mut targets);
         if targets.is_empty() {
             r.stats.events_unmatched += 1;
             return Ok(());
@@ -745,25 +807,24 @@ impl zk_dispatcher {
             zxid,
             seq,
         };
+        // A fresh copy (not a shared reference count) for paths the watch lacks.
         let owned_path =
-            || Arc::from(CString::new(client_path).expect("validated paths hold no NUL"));
-        let job = if targets.len() == 1 {
-            let target = targets.pop().expect("one target");
-            if target.watch.path.to_bytes() == client_path.as_bytes() {
-                Job::One { meta, target }
-            } else {
-                Job::OneAt {
-                    meta,
-                    path: path.unwrap_or_else(owned_path),
-                    target,
-                }
-            }
-        } else {
-            Job::Watch {
+            || Box::from(CString::new(client_path).expect("validated paths hold no NUL"));
+        let job = match targets.as_slice() {
+            [target] if target.at_path => Job::One {
                 meta,
-                path: Some(path.unwrap_or_else(owned_path)),
+                target: *target,
+            },
+            [target] => Job::OneAt {
+                meta,
+                path: owned_path(),
+                target: *target,
+            },
+            _ => Job::Watch {
+                meta,
+                path: Some(owned_path()),
                 targets,
-            }
+            },
         };
         self.push_one(job);
         Ok(())
@@ -772,13 +833,12 @@ impl zk_dispatcher {
     /// Collects the watches an event fires, one-shots popped: kazoo's
     /// data/child rules, then ZooKeeper 3.6's persistent and
     /// persistent-recursive rules. O(depth): one hashing pass over the path.
-    /// Returns the path's shared allocation when the path has an entry.
     fn match_event(
         r: &mut Registry,
         event_type: zk_event_type,
         path: &str,
         targets: &mut Vec<Target>,
-    ) -> Option<Arc<CStr>> {
+    ) {
         let bytes = path.as_bytes();
         let mut prefixes = std::mem::take(&mut r.scratch);
         let walk = r.recursive_count > 0 && event_type != zk_event_type::Child;
@@ -793,14 +853,16 @@ impl zk_dispatcher {
             zk_event_type::Deleted => (true, true),
             _ => (false, true),
         };
-        let mut shared_path = None;
+        let at = |w: &Arc<DynWatch>, claim: bool| Target {
+            id: w.id,
+            claim,
+            at_path: true,
+        };
         if let Ok(mut found) = r
             .by_path
             .find_entry(hash, |e| e.hash == hash && e.path.to_bytes() == bytes)
         {
-            let entry = found.get_mut();
-            shared_path = Some(Arc::clone(&entry.path));
-            let list = &mut entry.watches;
+            let list = &mut found.get_mut().watches;
             let pops = |k: zk_watch_kind| {
                 (data && k == zk_watch_kind::ZK_WATCH_DATA)
                     || (child && k == zk_watch_kind::ZK_WATCH_CHILD)
@@ -808,10 +870,7 @@ impl zk_dispatcher {
             if list.iter().any(|w| pops(w.kind)) {
                 for kind in [zk_watch_kind::ZK_WATCH_DATA, zk_watch_kind::ZK_WATCH_CHILD] {
                     if pops(kind) {
-                        targets.extend(list.iter().filter(|w| w.kind == kind).map(|w| Target {
-                            watch: Arc::clone(w),
-                            claim: true,
-                        }));
+                        targets.extend(list.iter().filter(|w| w.kind == kind).map(|w| at(w, true)));
                     }
                 }
                 list.retain(|w| !pops(w.kind));
@@ -819,10 +878,7 @@ impl zk_dispatcher {
             targets.extend(
                 list.iter()
                     .filter(|w| w.kind == zk_watch_kind::ZK_WATCH_PERSISTENT)
-                    .map(|w| Target {
-                        watch: Arc::clone(w),
-                        claim: false,
-                    }),
+                    .map(|w| at(w, false)),
             );
             if list.is_empty() {
                 found.remove();
@@ -838,15 +894,15 @@ impl zk_dispatcher {
                             .iter()
                             .filter(|w| w.kind == zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE)
                             .map(|w| Target {
-                                watch: Arc::clone(w),
+                                id: w.id,
                                 claim: false,
+                                at_path: len == bytes.len(),
                             }),
                     );
                 }
             }
         }
         r.scratch = prefixes;
-        shared_path
     }
 
     /// Feeds a new keeper state, as kazoo's `_session_callback`.
@@ -888,8 +944,9 @@ impl zk_dispatcher {
                     };
                     if notify {
                         groups[group].push(Target {
-                            watch: Arc::clone(w),
+                            id: w.id,
                             claim,
+                            at_path: false,
                         });
                     }
                 }
@@ -911,7 +968,7 @@ impl zk_dispatcher {
             r.by_path.retain(|e| !e.watches.is_empty());
             let mut targets = Vec::new();
             for mut group in groups {
-                group.sort_by_key(|t| t.watch.id);
+                group.sort_by_key(|t| t.id);
                 targets.append(&mut group);
             }
             if !targets.is_empty() {
@@ -1030,7 +1087,10 @@ impl zk_dispatcher {
         }
         q.sleeping = false;
         std::mem::swap(&mut q.jobs, batch);
+        drop(q);
         self.queued.fetch_sub(batch.len(), Ordering::Release);
+        let bounded = batch.iter().filter(|j| j.is_bounded()).count();
+        self.bounded.fetch_sub(bounded, Ordering::Release);
         Some(())
     }
 
@@ -1038,6 +1098,7 @@ impl zk_dispatcher {
     fn run(self: Arc<Self>) {
         let mut batch = VecDeque::new();
         let mut work = Work::default();
+        let mut live = LiveWatches::default();
         while self.next_batch(&mut batch).is_some() {
             for job in batch.drain(..) {
                 if let Job::Flush(signal) = job {
@@ -1048,7 +1109,7 @@ impl zk_dispatcher {
                     *lock(&signal.done) = true;
                     signal.cv.notify_all();
                 } else {
-                    self.run_job(job, &mut work);
+                    self.run_job(job, &mut live, &mut work);
                 }
             }
             self.retire(&mut work);
@@ -1098,8 +1159,18 @@ impl zk_dispatcher {
         CURRENT_SEQ.with(|c| c.set(0));
     }
 
-    fn fire(event: &Event<'_>, target: &Target, work: &mut Work) {
-        let w = &target.watch;
+    /// Calls one watch. `path` None means the watch's own path (`Job::One`);
+    /// `Some(None)` a session event with no path.
+    fn fire(
+        live: &mut LiveWatches,
+        work: &mut Work,
+        meta: EventMeta,
+        path: Option<Option<&CStr>>,
+        target: Target,
+    ) {
+        let Some(w) = live.get(&target.id) else {
+            return;
+        };
         if target.claim {
             if w.status
                 .compare_exchange(LIVE, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
@@ -1112,25 +1183,34 @@ impl zk_dispatcher {
             return;
         }
         work.watch_calls += 1;
-        Self::call_user(event.seq, work, || w.handler.on_event(event));
+        let event = meta.with_path(path.unwrap_or(Some(&w.path)));
+        Self::call_user(meta.seq, work, || w.handler.on_event(&event));
+        if target.claim {
+            // Fired for the last time: drop the dispatch thread's reference
+            // (the registry's goes at the next retirement).
+            live.remove(&target.id);
+        }
     }
 
-    fn run_job(&self, job: Job, work: &mut Work) {
+    fn run_job(&self, job: Job, live: &mut LiveWatches, work: &mut Work) {
         match job {
-            Job::One { meta, target } => {
-                Self::fire(&meta.with_path(Some(&target.watch.path)), &target, work)
+            Job::Register(watch) => {
+                live.insert(watch.id, watch);
             }
+            Job::Release(id) => {
+                live.remove(&id);
+            }
+            Job::One { meta, target } => Self::fire(live, work, meta, None, target),
             Job::OneAt { meta, path, target } => {
-                Self::fire(&meta.with_path(Some(&path)), &target, work)
+                Self::fire(live, work, meta, Some(Some(&path)), target)
             }
             Job::Watch {
                 meta,
                 path,
                 targets,
             } => {
-                let event = meta.with_path(path.as_deref());
-                for target in &targets {
-                    Self::fire(&event, target, work);
+                for target in targets {
+                    Self::fire(live, work, meta, Some(path.as_deref()), target);
                 }
             }
             Job::State {
