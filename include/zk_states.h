@@ -348,7 +348,9 @@ enum zk_status
      */
     ZK_ERR_INVALID_WATCH_KIND = 12,
     /**
-     * A znode path is not absolute (it must start with `/`), is empty, or holds a NUL byte.
+     * A znode path breaks ZooKeeper's rules: it must start with `/`, have no empty,
+     * `.` or `..` component and no trailing `/` (but `/` itself), and hold no
+     * control, private-use or non-BMP character.
      */
     ZK_ERR_INVALID_PATH = 13,
     /**

@@ -239,6 +239,28 @@ struct PathEntry {
     hash: u64,
     path: Arc<CStr>,
     watches: Vec<Arc<DynWatch>>,
+    /// When the path last gained a data (child) watch after having none: the
+    /// order in which kazoo's `_data_watchers` (`_child_watchers`) dict holds
+    /// the path, which is the order `_reset_watchers` fires them in.
+    data_since: u64,
+    child_since: u64,
+}
+
+impl PathEntry {
+    fn has_kind(&self, kind: zk_watch_kind) -> bool {
+        self.watches.iter().any(|w| w.kind == kind)
+    }
+
+    /// Stamps the kind's list of this path as starting now, if it was empty.
+    fn stamp(&mut self, kind: zk_watch_kind, id: u64) {
+        if !self.has_kind(kind) {
+            match kind {
+                zk_watch_kind::ZK_WATCH_DATA => self.data_since = id,
+                zk_watch_kind::ZK_WATCH_CHILD => self.child_since = id,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// A watch to call for an event, by id: the dispatch thread holds its own
@@ -477,7 +499,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 const SPIN_BEFORE_SLEEP: u32 = 2000;
 
 /// An owning handle: dropping it is `zk_dispatcher_free()`.
-pub struct Dispatcher(Arc<zk_dispatcher>);
+pub struct Dispatcher(Option<Arc<zk_dispatcher>>);
 
 impl Dispatcher {
     /// Starts a dispatcher and its dispatch thread.
@@ -527,18 +549,17 @@ impl Dispatcher {
             .map_err(|_| zk_status::ZK_ERR_SYSTEM)?;
         let _ = inner.dispatch_thread.set(handle.thread().id());
         *lock(&inner.join) = Some(handle);
-        Ok(Dispatcher(inner))
+        Ok(Dispatcher(Some(inner)))
     }
 
-    /// Gives up the handle as a shared pointer (for the C ABI).
-    pub fn into_arc(self) -> Arc<zk_dispatcher> {
-        let me = std::mem::ManuallyDrop::new(self);
-        Arc::clone(&me.0)
+    /// Gives up the handle as a shared pointer (for the C ABI), without closing.
+    pub fn into_arc(mut self) -> Arc<zk_dispatcher> {
+        self.0.take().expect("a live handle")
     }
 
     /// Takes back a handle given up by [`Dispatcher::into_arc`].
     pub fn from_arc(inner: Arc<zk_dispatcher>) -> Dispatcher {
-        Dispatcher(inner)
+        Dispatcher(Some(inner))
     }
 }
 
@@ -546,13 +567,15 @@ impl std::ops::Deref for Dispatcher {
     type Target = zk_dispatcher;
 
     fn deref(&self) -> &zk_dispatcher {
-        &self.0
+        self.0.as_ref().expect("a live handle")
     }
 }
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        self.0.close();
+        if let Some(inner) = self.0.take() {
+            inner.close();
+        }
     }
 }
 
@@ -687,17 +710,21 @@ impl zk_dispatcher {
             .by_path
             .find_mut(hash, |e| e.hash == hash && e.path.to_bytes() == bytes)
         {
-            Some(entry) => entry.watches.push(watch),
+            Some(entry) => {
+                entry.stamp(kind, id);
+                entry.watches.push(watch);
+            }
             None => {
-                r.by_path.insert_unique(
+                let mut entry = PathEntry {
                     hash,
-                    PathEntry {
-                        hash,
-                        path: path_c,
-                        watches: vec![watch],
-                    },
-                    |e| e.hash,
-                );
+                    path: path_c,
+                    watches: Vec::with_capacity(1),
+                    data_since: 0,
+                    child_since: 0,
+                };
+                entry.stamp(kind, id);
+                entry.watches.push(watch);
+                r.by_path.insert_unique(hash, entry, |e| e.hash);
             }
         }
         Ok(id)
@@ -928,9 +955,10 @@ impl zk_dispatcher {
         let notify_persistent = step.actions & ZK_SESSION_ACTION_NOTIFY_PERSISTENT != 0;
         let drop_persistent = step.actions & ZK_SESSION_ACTION_DROP_PERSISTENT != 0;
         if fire_one_shot || notify_one_shot || notify_persistent {
-            // kazoo's _reset_watchers order: child watches, then data watches;
-            // then the persistent kinds. Each group in registration order.
-            let mut groups: [Vec<Target>; 3] = Default::default();
+            // kazoo's _reset_watchers order: child watches, then data watches,
+            // each path by path in the order kazoo's dicts hold the paths; then
+            // the persistent kinds in registration order.
+            let mut groups: [Vec<(u64, Target)>; 3] = Default::default();
             for entry in r.by_path.iter_mut() {
                 for w in &entry.watches {
                     let (group, notify, claim) = match w.kind {
@@ -943,11 +971,19 @@ impl zk_dispatcher {
                         _ => (2, notify_persistent, drop_persistent),
                     };
                     if notify {
-                        groups[group].push(Target {
-                            id: w.id,
-                            claim,
-                            at_path: false,
-                        });
+                        let since = match group {
+                            0 => entry.child_since,
+                            1 => entry.data_since,
+                            _ => 0,
+                        };
+                        groups[group].push((
+                            since,
+                            Target {
+                                id: w.id,
+                                claim,
+                                at_path: false,
+                            },
+                        ));
                     }
                 }
                 entry.watches.retain(|w| {
@@ -968,8 +1004,9 @@ impl zk_dispatcher {
             r.by_path.retain(|e| !e.watches.is_empty());
             let mut targets = Vec::new();
             for mut group in groups {
-                group.sort_by_key(|t| t.id);
-                targets.append(&mut group);
+                // kazoo's dict order of paths, then registration order.
+                group.sort_by_key(|(since, t)| (*since, t.id));
+                targets.extend(group.drain(..).map(|(_, t)| t));
             }
             if !targets.is_empty() {
                 let meta = EventMeta {
@@ -1116,8 +1153,8 @@ impl zk_dispatcher {
         }
     }
 
-    /// Publishes counters, then forgets fired one-shots and self-removed
-    /// listeners, dropping them (which may run free functions) outside the lock.
+    /// Publishes counters, then forgets fired one-shots, dropping them (which
+    /// may run free functions) outside the lock.
     fn retire(&self, work: &mut Work) {
         for (counter, n) in [
             (&self.watch_calls, &mut work.watch_calls),
@@ -1129,26 +1166,17 @@ impl zk_dispatcher {
                 counter.fetch_add(std::mem::take(n), Ordering::Relaxed);
             }
         }
-        if work.watches.is_empty() && work.listeners.is_empty() {
+        if work.watches.is_empty() {
             return;
         }
-        let mut watches = Vec::with_capacity(work.watches.len());
-        let mut listeners = Vec::with_capacity(work.listeners.len());
-        {
+        let watches: Vec<_> = {
             let mut r = lock(&self.registry);
-            watches.extend(
-                work.watches
-                    .drain(..)
-                    .filter_map(|id| r.watches.remove(&id)),
-            );
-            listeners.extend(
-                work.listeners
-                    .drain(..)
-                    .filter_map(|id| r.listeners.remove(&id)),
-            );
-        }
+            work.watches
+                .drain(..)
+                .filter_map(|id| r.watches.remove(&id))
+                .collect()
+        };
         drop(watches);
-        drop(listeners);
     }
 
     fn call_user(seq: u64, work: &mut Work, f: impl FnOnce()) {
@@ -1230,7 +1258,9 @@ impl zk_dispatcher {
                             .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                     {
-                        work.listeners.push(l.id);
+                        // Forget it now, so its free function runs right after it returned.
+                        let removed = lock(&self.registry).listeners.remove(&l.id);
+                        drop(removed);
                     }
                 }
             }
@@ -1251,7 +1281,6 @@ impl zk_dispatcher {
 #[derive(Default)]
 struct Work {
     watches: Vec<u64>,
-    listeners: Vec<u64>,
     watch_calls: u64,
     listener_calls: u64,
     submit_calls: u64,

@@ -5,7 +5,8 @@ use crate::status::{zk_status, Result};
 
 /// Checks a znode path as ZooKeeper's `PathUtils.validatePath` does: absolute,
 /// no trailing `/` (except the root), no empty, `.` or `..` component, no
-/// control, private-use or non-character code points.
+/// control, private-use or non-character code points, and nothing beyond the
+/// Basic Multilingual Plane (Java sees those as surrogates, which it rejects).
 pub fn validate(path: &str) -> Result<()> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
@@ -32,7 +33,7 @@ pub fn validate(path: &str) -> Result<()> {
             ascii = false;
         }
     }
-    let bad = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}');
+    let bad = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..);
     if !ascii && path.chars().any(bad) {
         return Err(zk_status::ZK_ERR_INVALID_PATH);
     }
@@ -91,6 +92,7 @@ mod tests {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
         for bad in [
+            "/\u{1F600}",
             "",
             "a",
             "a/b",
