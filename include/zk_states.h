@@ -681,7 +681,7 @@ typedef struct zk_dispatcher_stats {
      */
     uint64_t queued;
     /**
-     * Watches registered now (a fired one-shot counts until its callback has run).
+     * Watches registered now (a fired one-shot counts until its callback has returned).
      */
     uint64_t watches;
     /**

@@ -104,7 +104,7 @@ pub struct zk_dispatcher_stats {
     pub callback_panics: u64,
     /// Items waiting in the queue now.
     pub queued: u64,
-    /// Watches registered now (a fired one-shot counts until its callback has run).
+    /// Watches registered now (a fired one-shot counts until its callback has returned).
     pub watches: u64,
     /// Listeners registered now.
     pub listeners: u64,
@@ -1139,23 +1139,22 @@ impl zk_dispatcher {
         while self.next_batch(&mut batch).is_some() {
             for job in batch.drain(..) {
                 if let Job::Flush(signal) = job {
-                    // Everything before the flush has run: release it and
-                    // publish the counters first, so that free functions have
-                    // run and stats are current when flush returns.
-                    self.retire(&mut work);
+                    // Everything before the flush has run: publish the
+                    // counters first, so stats are current when flush returns.
+                    self.publish(&mut work);
                     *lock(&signal.done) = true;
                     signal.cv.notify_all();
                 } else {
                     self.run_job(job, &mut live, &mut work);
                 }
             }
-            self.retire(&mut work);
+            self.publish(&mut work);
         }
     }
 
-    /// Publishes counters, then forgets fired one-shots, dropping them (which
-    /// may run free functions) outside the lock.
-    fn retire(&self, work: &mut Work) {
+    /// Publishes the dispatch thread's counters (batched to keep atomics off the
+    /// per-event path).
+    fn publish(&self, work: &mut Work) {
         for (counter, n) in [
             (&self.watch_calls, &mut work.watch_calls),
             (&self.listener_calls, &mut work.listener_calls),
@@ -1166,17 +1165,6 @@ impl zk_dispatcher {
                 counter.fetch_add(std::mem::take(n), Ordering::Relaxed);
             }
         }
-        if work.watches.is_empty() {
-            return;
-        }
-        let watches: Vec<_> = {
-            let mut r = lock(&self.registry);
-            work.watches
-                .drain(..)
-                .filter_map(|id| r.watches.remove(&id))
-                .collect()
-        };
-        drop(watches);
     }
 
     fn call_user(seq: u64, work: &mut Work, f: impl FnOnce()) {
@@ -1190,6 +1178,7 @@ impl zk_dispatcher {
     /// Calls one watch. `path` None means the watch's own path (`Job::One`);
     /// `Some(None)` a session event with no path.
     fn fire(
+        &self,
         live: &mut LiveWatches,
         work: &mut Work,
         meta: EventMeta,
@@ -1206,7 +1195,6 @@ impl zk_dispatcher {
             {
                 return;
             }
-            work.watches.push(w.id);
         } else if w.status.load(Ordering::Acquire) != LIVE {
             return;
         }
@@ -1214,8 +1202,10 @@ impl zk_dispatcher {
         let event = meta.with_path(path.unwrap_or(Some(&w.path)));
         Self::call_user(meta.seq, work, || w.handler.on_event(&event));
         if target.claim {
-            // Fired for the last time: drop the dispatch thread's reference
-            // (the registry's goes at the next retirement).
+            // Fired for the last time: forget it now, so its free function
+            // runs right after the call (outside the lock).
+            let registered = lock(&self.registry).watches.remove(&target.id);
+            drop(registered);
             live.remove(&target.id);
         }
     }
@@ -1228,9 +1218,9 @@ impl zk_dispatcher {
             Job::Release(id) => {
                 live.remove(&id);
             }
-            Job::One { meta, target } => Self::fire(live, work, meta, None, target),
+            Job::One { meta, target } => self.fire(live, work, meta, None, target),
             Job::OneAt { meta, path, target } => {
-                Self::fire(live, work, meta, Some(Some(&path)), target)
+                self.fire(live, work, meta, Some(Some(&path)), target)
             }
             Job::Watch {
                 meta,
@@ -1238,7 +1228,7 @@ impl zk_dispatcher {
                 targets,
             } => {
                 for target in targets {
-                    Self::fire(live, work, meta, Some(path.as_deref()), target);
+                    self.fire(live, work, meta, Some(path.as_deref()), target);
                 }
             }
             Job::State {
@@ -1280,7 +1270,6 @@ impl zk_dispatcher {
 /// The dispatch thread's private bookkeeping between retirements.
 #[derive(Default)]
 struct Work {
-    watches: Vec<u64>,
     watch_calls: u64,
     listener_calls: u64,
     submit_calls: u64,
