@@ -147,6 +147,7 @@ class zk_dispatcher_stats(Structure):
             "watches",
             "listeners",
             "last_seq",
+            "adapter_errors",
         )
     ]
 
@@ -181,6 +182,7 @@ _dp = c_void_p  # zk_dispatcher * (opaque)
 
 #: name -> (restype, argtypes) for every function of the header.
 PROTOTYPES = {
+    "zk_dispatcher_c_watcher": (None, [c_void_p, ctypes.c_int, ctypes.c_int, c_char_p, _dp]),
     "zk_states_version": (c_char_p, []),
     "zk_states_abi_version": (c_uint32, []),
     "zk_status_message": (c_char_p, [c_int32]),
