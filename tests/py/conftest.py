@@ -21,11 +21,33 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / PROFILE
 INCLUDE = ROOT / "include"
 
 
+def soname_version():
+    """cargo-c's soname rule, as build.rs applies it: major, or 0.minor before 1.0."""
+    import re
+
+    version = re.search(r'^version = "(\d+)\.(\d+)\.(\d+)"', (ROOT / "Cargo.toml").read_text(), re.M)
+    major, minor = version.group(1), version.group(2)
+    return f"0.{minor}" if major == "0" else major
+
+
+def ensure_soname_link(so):
+    """cargo writes only libzk_states.so; programs linked against it need the soname
+    (libzk_states.so.0.1) at run time, as `ldconfig -n` or `make install` would provide."""
+    link = so.with_name(f"libzk_states.so.{soname_version()}")
+    if not link.exists():
+        try:
+            link.symlink_to(so.name)
+        except FileExistsError:
+            pass
+    return link
+
+
 def _ensure_built():
     so = TARGET / "libzk_states.so"
     if not so.exists():
         cmd = ["cargo", "build", "--quiet"] + (["--release"] if PROFILE == "release" else [])
         subprocess.run(cmd, cwd=ROOT, check=True)
+    ensure_soname_link(so)
     return so
 
 

@@ -40,6 +40,13 @@ Design notes
   that restarts the server while the test blocks in a client call).
 * Objects are not thread-safe: drive one server/ensemble from one thread
   at a time.
+* Clients reconnecting while a server (re)starts: ZooKeeper 3.8.0 can leave
+  a connection that arrives between binding the client port and loading the
+  database neither answered nor closed (a NullPointerException in
+  ``ZKDatabase.removeCnxn`` while closing it); the client then hangs until
+  its read timeout, which can expire its session.  Tests that restart a
+  server under live clients should keep them away until :meth:`start`
+  returns, e.g. behind ``test_e2e_support.GateProxy``.
 """
 
 from __future__ import annotations
