@@ -295,8 +295,12 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-/// The dispatch thread's own references to the live watches.
-type LiveWatches = hashbrown::HashMap<u64, Arc<DynWatch>, std::hash::BuildHasherDefault<IdHasher>>;
+/// The dispatch thread's own references to the live watches and listeners.
+#[derive(Default)]
+struct Live {
+    watches: hashbrown::HashMap<u64, Arc<DynWatch>, std::hash::BuildHasherDefault<IdHasher>>,
+    listeners: HashMap<u64, Arc<DynListener>>,
+}
 
 enum Job {
     /// A new watch: the dispatch thread keeps its own reference.
@@ -304,6 +308,10 @@ enum Job {
     /// A removed watch: the dispatch thread drops its reference (and so runs
     /// the free function) after the events queued before the removal.
     Release(u64),
+    /// A new listener: the dispatch thread keeps its own reference.
+    RegisterListener(Arc<DynListener>),
+    /// A removed listener, as `Release`.
+    ReleaseListener(u64),
     /// Several watches, or a session's NONE event (`path` None).
     Watch {
         meta: EventMeta,
@@ -324,7 +332,8 @@ enum Job {
     State {
         state: zk_kazoo_state,
         seq: u64,
-        listeners: Vec<Arc<DynListener>>,
+        /// Ids of the listeners registered when the change was fed.
+        listeners: Vec<u64>,
     },
     Call {
         seq: u64,
@@ -342,7 +351,12 @@ impl Job {
                 meta.event_type != zk_event_type::None
             }
             Job::Call { .. } => true,
-            Job::Register(_) | Job::Release(_) | Job::State { .. } | Job::Flush(_) => false,
+            Job::Register(_)
+            | Job::Release(_)
+            | Job::RegisterListener(_)
+            | Job::ReleaseListener(_)
+            | Job::State { .. }
+            | Job::Flush(_) => false,
         }
     }
 }
@@ -770,7 +784,8 @@ impl zk_dispatcher {
             status: AtomicU8::new(LIVE),
             handler,
         });
-        r.listeners.insert(id, listener);
+        r.listeners.insert(id, Arc::clone(&listener));
+        self.push_one(Job::RegisterListener(listener));
         Ok(id)
     }
 
@@ -785,12 +800,15 @@ impl zk_dispatcher {
                 .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
-                // It returned true and removed itself; it is only awaiting retirement.
+                // It returned true and removed itself.
                 return Err(zk_status::ZK_ERR_NOT_FOUND);
             }
+            // As for watches: the dispatch thread drops the last reference
+            // (running the free function) after what was queued before.
+            self.push_one(Job::ReleaseListener(id));
             listener
         };
-        drop(removed);
+        drop(removed); // outside the lock
         Ok(())
     }
 
@@ -942,7 +960,7 @@ impl zk_dispatcher {
         let mut jobs = Vec::with_capacity(2);
         if let Some(kazoo) = step.notify {
             if !r.listeners.is_empty() {
-                let listeners = r.listeners.values().cloned().collect();
+                let listeners = r.listeners.keys().copied().collect();
                 jobs.push(Job::State {
                     state: kazoo,
                     seq,
@@ -1135,7 +1153,7 @@ impl zk_dispatcher {
     fn run(self: Arc<Self>) {
         let mut batch = VecDeque::new();
         let mut work = Work::default();
-        let mut live = LiveWatches::default();
+        let mut live = Live::default();
         while self.next_batch(&mut batch).is_some() {
             for job in batch.drain(..) {
                 if let Job::Flush(signal) = job {
@@ -1179,13 +1197,13 @@ impl zk_dispatcher {
     /// `Some(None)` a session event with no path.
     fn fire(
         &self,
-        live: &mut LiveWatches,
+        live: &mut Live,
         work: &mut Work,
         meta: EventMeta,
         path: Option<Option<&CStr>>,
         target: Target,
     ) {
-        let Some(w) = live.get(&target.id) else {
+        let Some(w) = live.watches.get(&target.id) else {
             return;
         };
         if target.claim {
@@ -1206,17 +1224,23 @@ impl zk_dispatcher {
             // runs right after the call (outside the lock).
             let registered = lock(&self.registry).watches.remove(&target.id);
             drop(registered);
-            live.remove(&target.id);
+            live.watches.remove(&target.id);
         }
     }
 
-    fn run_job(&self, job: Job, live: &mut LiveWatches, work: &mut Work) {
+    fn run_job(&self, job: Job, live: &mut Live, work: &mut Work) {
         match job {
             Job::Register(watch) => {
-                live.insert(watch.id, watch);
+                live.watches.insert(watch.id, watch);
             }
             Job::Release(id) => {
-                live.remove(&id);
+                live.watches.remove(&id);
+            }
+            Job::RegisterListener(listener) => {
+                live.listeners.insert(listener.id, listener);
+            }
+            Job::ReleaseListener(id) => {
+                live.listeners.remove(&id);
             }
             Job::One { meta, target } => self.fire(live, work, meta, None, target),
             Job::OneAt { meta, path, target } => {
@@ -1236,7 +1260,10 @@ impl zk_dispatcher {
                 seq,
                 listeners,
             } => {
-                for l in listeners {
+                for id in listeners {
+                    let Some(l) = live.listeners.get(&id) else {
+                        continue;
+                    };
                     if l.status.load(Ordering::Acquire) != LIVE {
                         continue;
                     }
@@ -1248,9 +1275,11 @@ impl zk_dispatcher {
                             .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                     {
-                        // Forget it now, so its free function runs right after it returned.
-                        let removed = lock(&self.registry).listeners.remove(&l.id);
-                        drop(removed);
+                        // Forget it now, so its free function runs right after it
+                        // returned (both references dropped outside the lock).
+                        let registered = lock(&self.registry).listeners.remove(&id);
+                        drop(registered);
+                        live.listeners.remove(&id);
                     }
                 }
             }
