@@ -350,7 +350,7 @@ enum zk_status
     /**
      * A znode path breaks ZooKeeper's rules: it must start with `/`, have no empty,
      * `.` or `..` component and no trailing `/` (but `/` itself), and hold no
-     * control, private-use or non-BMP character.
+     * control, private-use, U+FFF0..U+FFFF or non-BMP character.
      */
     ZK_ERR_INVALID_PATH = 13,
     /**

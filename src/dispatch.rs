@@ -747,23 +747,26 @@ impl zk_dispatcher {
     /// Removes a watch. `ZK_ERR_NOT_FOUND` if it was removed before or has
     /// already fired (a one-shot whose callback has started or is about to).
     pub fn watch_remove(&self, id: u64) -> Result<()> {
-        let removed = {
-            let mut r = lock(&self.registry);
-            let watch = r.watches.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
-            if watch
-                .status
-                .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                return Err(zk_status::ZK_ERR_NOT_FOUND);
-            }
-            r.unindex(&watch);
-            // After every event that could still name it; the dispatch thread
-            // drops its reference (running the free function) when it gets there.
-            self.push_one(Job::Release(id));
-            watch
-        };
-        drop(removed); // outside the lock
+        let mut r = lock(&self.registry);
+        let watch = r.watches.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
+        if watch
+            .status
+            .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // A one-shot being fired: ours may be the last reference, so it is
+            // dropped after the lock.
+            drop(r);
+            drop(watch);
+            return Err(zk_status::ZK_ERR_NOT_FOUND);
+        }
+        r.unindex(&watch);
+        // The dispatch thread (or its queued Register job) still holds a
+        // reference, so this drop is never the last: the free function always
+        // runs on the dispatch thread, when it reaches the Release queued
+        // after every event that could still name the watch.
+        drop(watch);
+        self.push_one(Job::Release(id));
         Ok(())
     }
 
@@ -792,23 +795,21 @@ impl zk_dispatcher {
     /// Removes a listener. `ZK_ERR_NOT_FOUND` if it is not registered (never
     /// was, was removed, or removed itself by returning true).
     pub fn listener_remove(&self, id: u64) -> Result<()> {
-        let removed = {
-            let mut r = lock(&self.registry);
-            let listener = r.listeners.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
-            if listener
-                .status
-                .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                // It returned true and removed itself.
-                return Err(zk_status::ZK_ERR_NOT_FOUND);
-            }
-            // As for watches: the dispatch thread drops the last reference
-            // (running the free function) after what was queued before.
-            self.push_one(Job::ReleaseListener(id));
-            listener
-        };
-        drop(removed); // outside the lock
+        let mut r = lock(&self.registry);
+        let listener = r.listeners.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
+        if listener
+            .status
+            .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // It returned true and removed itself.
+            drop(r);
+            drop(listener);
+            return Err(zk_status::ZK_ERR_NOT_FOUND);
+        }
+        // As for watches: never the last reference; the dispatch thread frees it.
+        drop(listener);
+        self.push_one(Job::ReleaseListener(id));
         Ok(())
     }
 
@@ -1152,57 +1153,31 @@ impl zk_dispatcher {
     /// The dispatch thread's loop.
     fn run(self: Arc<Self>) {
         let mut batch = VecDeque::new();
-        let mut work = Work::default();
         let mut live = Live::default();
         while self.next_batch(&mut batch).is_some() {
             for job in batch.drain(..) {
                 if let Job::Flush(signal) = job {
-                    // Everything before the flush has run: publish the
-                    // counters first, so stats are current when flush returns.
-                    self.publish(&mut work);
+                    // Everything before the flush has run.
                     *lock(&signal.done) = true;
                     signal.cv.notify_all();
                 } else {
-                    self.run_job(job, &mut live, &mut work);
+                    self.run_job(job, &mut live);
                 }
             }
-            self.publish(&mut work);
         }
     }
 
-    /// Publishes the dispatch thread's counters (batched to keep atomics off the
-    /// per-event path).
-    fn publish(&self, work: &mut Work) {
-        for (counter, n) in [
-            (&self.watch_calls, &mut work.watch_calls),
-            (&self.listener_calls, &mut work.listener_calls),
-            (&self.submit_calls, &mut work.submit_calls),
-            (&self.callback_panics, &mut work.panics),
-        ] {
-            if *n != 0 {
-                counter.fetch_add(std::mem::take(n), Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn call_user(seq: u64, work: &mut Work, f: impl FnOnce()) {
+    fn call_user(&self, seq: u64, f: impl FnOnce()) {
         CURRENT_SEQ.with(|c| c.set(seq));
         if catch_unwind(AssertUnwindSafe(f)).is_err() {
-            work.panics += 1;
+            self.callback_panics.fetch_add(1, Ordering::Relaxed);
         }
         CURRENT_SEQ.with(|c| c.set(0));
     }
 
     /// Calls one watch. `path` None means the watch's own path (`Job::One`);
     /// `Some(None)` a session event with no path.
-    fn fire(
-        &self,
-        live: &mut Live,
-        work: &mut Work,
-        meta: EventMeta,
-        path: Option<Option<&CStr>>,
-        target: Target,
-    ) {
+    fn fire(&self, live: &mut Live, meta: EventMeta, path: Option<Option<&CStr>>, target: Target) {
         let Some(w) = live.watches.get(&target.id) else {
             return;
         };
@@ -1216,9 +1191,9 @@ impl zk_dispatcher {
         } else if w.status.load(Ordering::Acquire) != LIVE {
             return;
         }
-        work.watch_calls += 1;
+        self.watch_calls.fetch_add(1, Ordering::Relaxed);
         let event = meta.with_path(path.unwrap_or(Some(&w.path)));
-        Self::call_user(meta.seq, work, || w.handler.on_event(&event));
+        self.call_user(meta.seq, || w.handler.on_event(&event));
         if target.claim {
             // Fired for the last time: forget it now, so its free function
             // runs right after the call (outside the lock).
@@ -1228,7 +1203,7 @@ impl zk_dispatcher {
         }
     }
 
-    fn run_job(&self, job: Job, live: &mut Live, work: &mut Work) {
+    fn run_job(&self, job: Job, live: &mut Live) {
         match job {
             Job::Register(watch) => {
                 live.watches.insert(watch.id, watch);
@@ -1242,17 +1217,15 @@ impl zk_dispatcher {
             Job::ReleaseListener(id) => {
                 live.listeners.remove(&id);
             }
-            Job::One { meta, target } => self.fire(live, work, meta, None, target),
-            Job::OneAt { meta, path, target } => {
-                self.fire(live, work, meta, Some(Some(&path)), target)
-            }
+            Job::One { meta, target } => self.fire(live, meta, None, target),
+            Job::OneAt { meta, path, target } => self.fire(live, meta, Some(Some(&path)), target),
             Job::Watch {
                 meta,
                 path,
                 targets,
             } => {
                 for target in targets {
-                    self.fire(live, work, meta, Some(path.as_deref()), target);
+                    self.fire(live, meta, Some(path.as_deref()), target);
                 }
             }
             Job::State {
@@ -1267,9 +1240,9 @@ impl zk_dispatcher {
                     if l.status.load(Ordering::Acquire) != LIVE {
                         continue;
                     }
-                    work.listener_calls += 1;
+                    self.listener_calls.fetch_add(1, Ordering::Relaxed);
                     let mut remove = false;
-                    Self::call_user(seq, work, || remove = l.handler.on_state(state));
+                    self.call_user(seq, || remove = l.handler.on_state(state));
                     if remove
                         && l.status
                             .compare_exchange(LIVE, REMOVED, Ordering::AcqRel, Ordering::Acquire)
@@ -1284,8 +1257,8 @@ impl zk_dispatcher {
                 }
             }
             Job::Call { seq, task } => {
-                work.submit_calls += 1;
-                Self::call_user(seq, work, || task.run());
+                self.submit_calls.fetch_add(1, Ordering::Relaxed);
+                self.call_user(seq, || task.run());
             }
             Job::Flush(signal) => {
                 // Handled by the loop; kept total for safety.
@@ -1294,15 +1267,6 @@ impl zk_dispatcher {
             }
         }
     }
-}
-
-/// The dispatch thread's private bookkeeping between retirements.
-#[derive(Default)]
-struct Work {
-    watch_calls: u64,
-    listener_calls: u64,
-    submit_calls: u64,
-    panics: u64,
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub enum zk_status {
     ZK_ERR_INVALID_WATCH_KIND = 12,
     /// A znode path breaks ZooKeeper's rules: it must start with `/`, have no empty,
     /// `.` or `..` component and no trailing `/` (but `/` itself), and hold no
-    /// control, private-use or non-BMP character.
+    /// control, private-use, U+FFF0..U+FFFF or non-BMP character.
     ZK_ERR_INVALID_PATH = 13,
     /// No watch or listener is registered under the given id (it was removed, or fired).
     ZK_ERR_NOT_FOUND = 14,
@@ -122,7 +122,7 @@ impl zk_status {
             ZK_ERR_UNKNOWN_NAME => c"unknown name",
             ZK_ERR_INVALID_WATCH_KIND => c"invalid watch kind",
             ZK_ERR_INVALID_PATH => {
-                c"invalid znode path: it must start with '/' and have no empty, '.' or '..' component, no trailing '/', and no control, private-use or non-BMP character"
+                c"invalid znode path: it must start with '/' and have no empty, '.' or '..' component, no trailing '/', and no control, private-use, U+FFF0..U+FFFF or non-BMP character"
             }
             ZK_ERR_NOT_FOUND => c"no watch or listener with this id",
             ZK_ERR_WOULD_DEADLOCK => c"operation would deadlock: called from the dispatch thread",
