@@ -295,10 +295,13 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
+/// A map keyed by sequential ids.
+type IdMap<V> = hashbrown::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The dispatch thread's own references to the live watches and listeners.
 #[derive(Default)]
 struct Live {
-    watches: hashbrown::HashMap<u64, Arc<DynWatch>, std::hash::BuildHasherDefault<IdHasher>>,
+    watches: IdMap<Arc<DynWatch>>,
     listeners: HashMap<u64, Arc<DynListener>>,
 }
 
@@ -420,7 +423,7 @@ impl PathHasher {
 }
 
 struct Registry {
-    watches: HashMap<u64, Arc<DynWatch>>,
+    watches: IdMap<Arc<DynWatch>>,
     by_path: HashTable<PathEntry>,
     recursive_count: usize,
     listeners: BTreeMap<u64, Arc<DynListener>>,
@@ -432,6 +435,7 @@ struct Registry {
     stats: zk_dispatcher_stats,
     hasher: PathHasher,
     scratch: Vec<(u64, usize)>,
+    scratch_targets: Vec<Target>,
 }
 
 impl Registry {
@@ -509,8 +513,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// How long the dispatch thread spins on an empty queue before sleeping, so a
-/// steady stream of events needs no wake-up system call per event.
-const SPIN_BEFORE_SLEEP: u32 = 2000;
+/// dense stream of events needs no wake-up system call per event, while a
+/// sparse one does not keep a core busy.
+const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(10);
+
+/// The queue capacity kept after a burst drains.
+const QUEUE_KEEP: usize = 4096;
 
 /// An owning handle: dropping it is `zk_dispatcher_free()`.
 pub struct Dispatcher(Option<Arc<zk_dispatcher>>);
@@ -526,7 +534,7 @@ impl Dispatcher {
         }
         let inner = Arc::new(zk_dispatcher {
             registry: Mutex::new(Registry {
-                watches: HashMap::new(),
+                watches: IdMap::default(),
                 by_path: HashTable::new(),
                 recursive_count: 0,
                 listeners: BTreeMap::new(),
@@ -538,6 +546,7 @@ impl Dispatcher {
                 stats: zk_dispatcher_stats::default(),
                 hasher: PathHasher::new(),
                 scratch: Vec::new(),
+                scratch_targets: Vec::new(),
             }),
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
@@ -840,9 +849,12 @@ impl zk_dispatcher {
             r.stats.events_unmatched += 1;
             return Ok(());
         };
-        let mut targets = Vec::new();
+        // Matched into a reused buffer: a single target needs no allocation.
+        let mut targets = std::mem::take(&mut r.scratch_targets);
+        targets.clear();
         Self::match_event(r, event_type, client_path, &mut targets);
         if targets.is_empty() {
+            r.scratch_targets = targets;
             r.stats.events_unmatched += 1;
             return Ok(());
         }
@@ -869,9 +881,10 @@ impl zk_dispatcher {
             _ => Job::Watch {
                 meta,
                 path: Some(owned_path()),
-                targets,
+                targets: targets.clone(),
             },
         };
+        r.scratch_targets = targets;
         self.push_one(job);
         Ok(())
     }
@@ -1128,11 +1141,14 @@ impl zk_dispatcher {
             }
             if !spun {
                 drop(q);
-                for _ in 0..SPIN_BEFORE_SLEEP {
-                    if self.queued.load(Ordering::Acquire) != 0 {
-                        break;
+                let start = std::time::Instant::now();
+                'spin: while start.elapsed() < SPIN_BEFORE_SLEEP {
+                    for _ in 0..32 {
+                        if self.queued.load(Ordering::Acquire) != 0 {
+                            break 'spin;
+                        }
+                        std::hint::spin_loop();
                     }
-                    std::hint::spin_loop();
                 }
                 spun = true;
                 q = lock(&self.queue);
@@ -1163,6 +1179,11 @@ impl zk_dispatcher {
                 } else {
                     self.run_job(job, &mut live);
                 }
+            }
+            // After a burst (say a million registrations) give the memory back;
+            // the two buffers take turns as the queue.
+            if batch.capacity() > QUEUE_KEEP {
+                batch.shrink_to(QUEUE_KEEP);
             }
         }
     }

@@ -15,23 +15,30 @@ pub fn validate(path: &str) -> Result<()> {
     if bytes.len() == 1 {
         return Ok(());
     }
-    // One pass over the bytes: components (between slashes) must not be empty,
-    // "." or ".."; ASCII control bytes are rejected here, other code points below.
-    let mut start = 1;
+    // One pass over the bytes: each component (between slashes) must not be
+    // empty, "." or ".."; ASCII control bytes are rejected here, other code
+    // points below.
+    let mut len = 0usize; // bytes in the current component
+    let mut dots = true; // the component so far is only dots
     let mut ascii = true;
-    for i in 1..=bytes.len() {
-        let b = bytes.get(i).copied().unwrap_or(b'/');
+    for &b in &bytes[1..] {
         if b == b'/' {
-            let component = &bytes[start..i];
-            if component.is_empty() || component == b"." || component == b".." {
+            if len == 0 || (dots && len <= 2) {
                 return Err(zk_status::ZK_ERR_INVALID_PATH);
             }
-            start = i + 1;
-        } else if b < 0x20 || b == 0x7f {
-            return Err(zk_status::ZK_ERR_INVALID_PATH);
-        } else if b >= 0x80 {
-            ascii = false;
+            len = 0;
+            dots = true;
+        } else {
+            if b < 0x20 || b == 0x7f {
+                return Err(zk_status::ZK_ERR_INVALID_PATH);
+            }
+            ascii &= b < 0x80;
+            dots &= b == b'.';
+            len += 1;
         }
+    }
+    if len == 0 || (dots && len <= 2) {
+        return Err(zk_status::ZK_ERR_INVALID_PATH);
     }
     let bad = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..);
     if !ascii && path.chars().any(bad) {
