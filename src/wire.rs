@@ -17,7 +17,8 @@ pub struct WireEvent<'a> {
     /// The wire keeper state, converted through the wire table.
     pub state: zk_keeper_state,
     /// The path; `None` for jute's null string (length -1).
-    pub path: Option<&'a str>,
+    /// Always valid UTF-8 (checked while decoding); see [`WireEvent::path_str`].
+    pub path: Option<&'a [u8]>,
     /// The notification's zxid, or `ZK_ZXID_UNKNOWN`.
     pub zxid: i64,
 }
@@ -28,6 +29,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take<const N: usize>(&mut self) -> Result<[u8; N], zk_status> {
         let bytes = self
             .buf
@@ -40,16 +42,20 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    #[inline]
     fn int(&mut self) -> Result<i32, zk_status> {
         self.take::<4>().map(i32::from_be_bytes)
     }
 
+    #[inline]
     fn long(&mut self) -> Result<i64, zk_status> {
         self.take::<8>().map(i64::from_be_bytes)
     }
 
     /// jute's `ustring`: an int length, -1 for null, then that many UTF-8 bytes.
-    fn ustring(&mut self) -> Result<Option<&'a str>, zk_status> {
+    #[inline]
+    /// Checked to be UTF-8 (ASCII, the usual case, a word at a time).
+    fn ustring(&mut self) -> Result<Option<&'a [u8]>, zk_status> {
         let len = self.int()?;
         if len == -1 {
             return Ok(None);
@@ -59,13 +65,22 @@ impl<'a> Reader<'a> {
         let bytes = rest
             .get(..len)
             .ok_or(zk_status::ZK_ERR_LENGTH_EXCEEDS_INPUT)?;
-        let s = std::str::from_utf8(bytes).map_err(|_| zk_status::ZK_ERR_INVALID_UTF8)?;
+        if !bytes.is_ascii() {
+            std::str::from_utf8(bytes).map_err(|_| zk_status::ZK_ERR_INVALID_UTF8)?;
+        }
         self.at += len;
-        Ok(Some(s))
+        Ok(Some(bytes))
     }
 }
 
 impl<'a> WireEvent<'a> {
+    /// The path as a string slice.
+    pub fn path_str(&self) -> Option<&'a str> {
+        self.path
+            .map(|p| std::str::from_utf8(p).expect("decoding checked the path is UTF-8"))
+    }
+
+    #[inline]
     fn read(r: &mut Reader<'a>, zxid: i64) -> Result<WireEvent<'a>, zk_status> {
         let event_type = r.int()?;
         let state = r.int()?;
@@ -136,7 +151,7 @@ mod tests {
         let e = WireEvent::decode(&buf).unwrap();
         assert_eq!(e.event_type, zk_event_type::Created);
         assert_eq!(e.state, zk_keeper_state::Connected);
-        assert_eq!(e.path, Some("/a/b"));
+        assert_eq!(e.path_str(), Some("/a/b"));
         assert_eq!(e.zxid, ZK_ZXID_UNKNOWN);
         // trailing bytes ignored
         let mut longer = buf.clone();
@@ -148,7 +163,9 @@ mod tests {
     fn null_and_empty_paths() {
         assert_eq!(WireEvent::decode(&event(-1, 0, None)).unwrap().path, None);
         assert_eq!(
-            WireEvent::decode(&event(-1, 0, Some(b""))).unwrap().path,
+            WireEvent::decode(&event(-1, 0, Some(b"")))
+                .unwrap()
+                .path_str(),
             Some("")
         );
     }
@@ -203,7 +220,7 @@ mod tests {
         let e = WireEvent::decode_notification(&buf).unwrap();
         assert_eq!(e.zxid, 0x1_0000_0005);
         assert_eq!(e.event_type, zk_event_type::Child);
-        assert_eq!(e.path, Some("/p"));
+        assert_eq!(e.path_str(), Some("/p"));
         buf[3] = 7;
         assert_eq!(
             WireEvent::decode_notification(&buf),
