@@ -45,6 +45,12 @@ pub struct zk_session_step {
     pub actions: u32,
 }
 
+impl Default for zk_session_machine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl zk_session_machine {
     /// A new machine: CLOSED / LOST, never connected.
     pub const fn new() -> Self {

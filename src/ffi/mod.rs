@@ -3,6 +3,11 @@
 //! in this module's helpers; every entry point body runs inside
 //! [`ffi_boundary!`] so that no panic ever unwinds into C.
 
+// The C contract of every entry point (which pointers may be NULL, what they
+// must point to, how long) is in its doc comment, written for C readers, so
+// clippy's Rust-style `# Safety` sections would only repeat it.
+#![allow(clippy::missing_safety_doc)]
+
 use std::ffi::{c_char, CStr};
 use std::ptr::NonNull;
 
