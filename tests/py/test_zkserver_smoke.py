@@ -109,8 +109,15 @@ def test_standalone_kazoo_create_get_and_restart():
 
             server.restart()  # same port and data: the client reconnects
             wait_until(lambda: client.connected, 15, "kazoo reconnect after restart")
-            assert client.client_id[0] == session_id
+            # The data survives the restart (the data dir is kept). The session
+            # usually does too, but not always: ZooKeeper 3.8.0 accepts
+            # connections a moment before its database is loaded and then leaves
+            # them hanging (an NPE in ZKDatabase.removeCnxn), so a client that
+            # reconnects in that window waits out its read timeout and can lose
+            # its session. test_e2e_session asserts session survival through a
+            # proxy that keeps clients out during the restart.
             assert client.get("/smoke")[0] == b"hello"
+            print(f"session kept across restart: {client.client_id[0] == session_id}")
 
             server.kill()
             server.start()
