@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::{cstr_in, ffi_boundary};
+use super::{cstr_in, ffi_boundary, utf8};
 use crate::dispatch::zk_dispatcher;
 use crate::event::{zk_event_type, ZK_ZXID_UNKNOWN};
 use crate::state::zk_keeper_state;
@@ -59,7 +59,7 @@ pub unsafe extern "C" fn zk_dispatcher_c_watcher(
             match zk_event_type::try_from(r#type)? {
                 zk_event_type::None => d.session(zk_keeper_state::from_c_client(state)?),
                 event_type => {
-                    let path = std::str::from_utf8(cstr_in(path)?).map_err(|_| zk_status::ZK_ERR_INVALID_UTF8)?;
+                    let path = utf8(cstr_in(path)?)?;
                     d.event(event_type, path, ZK_ZXID_UNKNOWN)
                 }
             }

@@ -4,7 +4,7 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use super::{cstr_in, ffi_boundary, ffi_status, read_in, zk_c_bool, Out};
+use super::{cstr_in, ffi_boundary, ffi_status, read_in, utf8, zk_c_bool, Out};
 use crate::dispatch::{
     current_seq, zk_dispatcher, zk_dispatcher_stats, zk_watch_kind, Dispatcher, Event,
     ListenerHandler, Refused, Task, WatchHandler,
@@ -269,14 +269,6 @@ pub unsafe extern "C" fn zk_dispatcher_set_chroot(
         let chroot = if chroot.is_null() { None } else { Some(utf8(cstr_in(chroot)?)?) };
         d.set_chroot(chroot)
     }
-}
-
-fn utf8(bytes: &[u8]) -> Result<&str, zk_status> {
-    if bytes.is_ascii() {
-        // SAFETY: ASCII is UTF-8 (the common case, checked a word at a time).
-        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
-    }
-    std::str::from_utf8(bytes).map_err(|_| zk_status::ZK_ERR_INVALID_UTF8)
 }
 
 /// Registers a watch of `kind` (`ZK_WATCH_DATA`, `ZK_WATCH_CHILD`,

@@ -200,6 +200,15 @@ pub(crate) unsafe fn cstr_in<'a>(p: *const c_char) -> Result<&'a [u8], zk_status
     Ok(CStr::from_ptr(p).to_bytes())
 }
 
+/// The bytes of a C string as UTF-8 (`ZK_ERR_INVALID_UTF8` otherwise).
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, zk_status> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8 (the common case, checked a word at a time).
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| zk_status::ZK_ERR_INVALID_UTF8)
+}
+
 /// A static C string's pointer, or NULL.
 pub(crate) fn static_str(s: Option<&'static CStr>) -> *const c_char {
     s.map_or(std::ptr::null(), CStr::as_ptr)
