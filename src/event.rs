@@ -132,6 +132,26 @@ pub struct zk_watched_event {
     pub zxid: i64,
 }
 
+impl zk_watched_event {
+    /// An event as C sees it; `path` is borrowed (the caller keeps it alive
+    /// as long as the struct is used), NULL with length 0 when absent.
+    pub fn new(
+        event_type: zk_event_type,
+        state: crate::state::zk_keeper_state,
+        path: Option<&[u8]>,
+        zxid: i64,
+    ) -> Self {
+        let (path, path_len) = path.map_or((std::ptr::null(), 0), |p| (p.as_ptr().cast(), p.len()));
+        zk_watched_event {
+            r#type: event_type as i32,
+            state: state as i32,
+            path,
+            path_len,
+            zxid,
+        }
+    }
+}
+
 /// The `zxid` of an event whose zxid is not known.
 pub const ZK_ZXID_UNKNOWN: i64 = -1;
 

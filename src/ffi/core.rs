@@ -324,16 +324,7 @@ pub unsafe extern "C" fn zk_stat_format(
 }
 
 fn fill_event(event: &WireEvent<'_>) -> zk_watched_event {
-    let (path, path_len) = event
-        .path
-        .map_or((std::ptr::null(), 0), |p| (p.as_ptr().cast(), p.len()));
-    zk_watched_event {
-        r#type: event.event_type as i32,
-        state: event.state as i32,
-        path,
-        path_len,
-        zxid: event.zxid,
-    }
+    zk_watched_event::new(event.event_type, event.state, event.path, event.zxid)
 }
 
 /// Decodes a jute `WatcherEvent` (int type, int state, ustring path) from the

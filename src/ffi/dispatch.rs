@@ -168,17 +168,13 @@ unsafe fn dispatcher<'a>(d: *const zk_dispatcher) -> Result<&'a zk_dispatcher, z
 }
 
 fn c_event(event: &Event) -> zk_watched_event {
-    let (path, path_len) = event
-        .path
-        .as_ref()
-        .map_or((std::ptr::null(), 0), |p| (p.as_ptr(), p.to_bytes().len()));
-    zk_watched_event {
-        r#type: event.event_type as i32,
-        state: event.state as i32,
-        path,
-        path_len,
-        zxid: event.zxid,
-    }
+    // The path's bytes start where its NUL-terminated string does.
+    zk_watched_event::new(
+        event.event_type,
+        event.state,
+        event.path.map(|p| p.to_bytes()),
+        event.zxid,
+    )
 }
 
 /// Creates a dispatcher with default options (kazoo semantics, unbounded
