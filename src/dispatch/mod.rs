@@ -1,0 +1,1024 @@
+//! The dispatcher: kazoo's watcher and listener bookkeeping plus its
+//! `SequentialThreadingHandler`, as one thread-safe object that any ZooKeeper
+//! client can feed.
+//!
+//! Feeding (`event`, `session`, `submit`) does the matching at once, under the
+//! lock, exactly where kazoo's connection thread does it (one-shot watches
+//! are popped when their event is read), and queues the resulting callbacks.
+//! One dispatch thread runs the queue in FIFO order in batches, never holding
+//! the lock while user code runs, so callbacks may call back into the
+//! dispatcher.
+//!
+//! One lock (`Shared`) covers the registry and the queue, so the queue order
+//! is the feed order and a node event costs one lock round trip; the dispatch
+//! thread takes it once per batch. The handlers live on the dispatch thread
+//! (`Worker`), indexed by watch slot: feeding never touches them, and a
+//! removed or fired watch's handler is dropped there, after the jobs queued
+//! before. Matching is O(path depth) (see `registry`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
+
+use crate::event::{zk_event_type, ZK_ZXID_UNKNOWN};
+use crate::path;
+use crate::session::{
+    Machine, ZK_DISPATCHER_ALL_OPTIONS, ZK_SESSION_ACTION_DROP_PERSISTENT,
+    ZK_SESSION_ACTION_FIRE_ONE_SHOT, ZK_SESSION_ACTION_NOTIFY_ONE_SHOT,
+    ZK_SESSION_ACTION_NOTIFY_PERSISTENT,
+};
+use crate::state::{zk_kazoo_state, zk_keeper_state};
+use crate::status::{zk_status, Result};
+
+mod index;
+mod registry;
+
+use registry::{Registry, ResetActions, Target, CHUNK, LISTENER_ID_BIT};
+
+/// The kind of a watch registered with `zk_watch_add()`.
+///
+/// cbindgen:prefix-with-name=false
+#[repr(i32)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum zk_watch_kind {
+    /// A one-shot data watch (kazoo's `get(watch=)` and `exists(watch=)`): fires
+    /// once on CREATED, CHANGED or DELETED of its path.
+    ZK_WATCH_DATA = 0,
+    /// A one-shot child watch (kazoo's `get_children(watch=)`): fires once on
+    /// CHILD or DELETED of its path.
+    ZK_WATCH_CHILD = 1,
+    /// A persistent watch (ZooKeeper 3.6 `AddWatch` mode PERSISTENT): fires on
+    /// every CREATED, CHANGED, DELETED and CHILD event of its path and stays.
+    ZK_WATCH_PERSISTENT = 2,
+    /// A persistent recursive watch (`AddWatch` mode PERSISTENT_RECURSIVE):
+    /// fires on every CREATED, CHANGED and DELETED event of its path and of
+    /// every descendant, never on CHILD events, and stays.
+    ZK_WATCH_PERSISTENT_RECURSIVE = 3,
+}
+
+impl TryFrom<i32> for zk_watch_kind {
+    type Error = zk_status;
+
+    fn try_from(code: i32) -> Result<Self> {
+        Ok(match code {
+            0 => zk_watch_kind::ZK_WATCH_DATA,
+            1 => zk_watch_kind::ZK_WATCH_CHILD,
+            2 => zk_watch_kind::ZK_WATCH_PERSISTENT,
+            3 => zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE,
+            _ => return Err(zk_status::ZK_ERR_INVALID_WATCH_KIND),
+        })
+    }
+}
+
+/// Counters of a dispatcher, read with `zk_dispatcher_stats_get()`.
+///
+/// Every node event fed is accounted for exactly once:
+/// `events_fed = events_matched + events_unmatched + events_ignored`, and every
+/// refused call is counted in `refused_full` or `refused_closed`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct zk_dispatcher_stats {
+    /// Node events accepted by `zk_dispatcher_event()`.
+    pub events_fed: u64,
+    /// Accepted node events that matched at least one watch (queued for delivery).
+    pub events_matched: u64,
+    /// Accepted node events that matched no watch (or lay outside the chroot).
+    pub events_unmatched: u64,
+    /// Accepted events of a type kazoo ignores (NONE, NOT_WATCHING, *_WATCH_REMOVED).
+    pub events_ignored: u64,
+    /// Session states accepted by `zk_dispatcher_session()`, repeats included.
+    pub sessions_fed: u64,
+    /// Callbacks accepted by `zk_dispatcher_submit()`.
+    pub submitted: u64,
+    /// Calls refused with `ZK_ERR_QUEUE_FULL`.
+    pub refused_full: u64,
+    /// Calls refused with `ZK_ERR_SHUTTING_DOWN`.
+    pub refused_closed: u64,
+    /// Watch callbacks run.
+    pub watch_calls: u64,
+    /// Listener callbacks run.
+    pub listener_calls: u64,
+    /// Submitted callbacks run.
+    pub submit_calls: u64,
+    /// Callbacks that panicked (Rust callers only; C cannot unwind into the library).
+    pub callback_panics: u64,
+    /// Items waiting in the queue now.
+    pub queued: u64,
+    /// Watches registered now (a fired one-shot counts until its callback has returned).
+    pub watches: u64,
+    /// Listeners registered now.
+    pub listeners: u64,
+    /// The sequence number given to the last accepted call (0: none yet).
+    pub last_seq: u64,
+    /// Calls of `zk_dispatcher_c_watcher()` that could not be converted (an
+    /// unknown type or state code, an invalid path).
+    pub adapter_errors: u64,
+}
+
+/// A watch event as delivered to a watch callback (valid during the call).
+#[derive(Debug)]
+pub struct Event<'a> {
+    /// The event type.
+    pub event_type: zk_event_type,
+    /// The dispatcher's keeper state when the event was fed.
+    pub state: zk_keeper_state,
+    /// The path with the chroot stripped (NUL-terminated), or `None` for
+    /// session (NONE) events.
+    pub path: Option<&'a CStr>,
+    /// The notification's zxid, or `ZK_ZXID_UNKNOWN`.
+    pub zxid: i64,
+    /// The sequence number of the call that caused the event.
+    pub seq: u64,
+}
+
+/// What a queued watch job knows of its event; the path is held separately.
+#[derive(Copy, Clone)]
+struct EventMeta {
+    event_type: zk_event_type,
+    state: zk_keeper_state,
+    zxid: i64,
+    seq: u64,
+}
+
+impl EventMeta {
+    fn with_path(self, path: Option<&CStr>) -> Event<'_> {
+        Event {
+            event_type: self.event_type,
+            state: self.state,
+            path,
+            zxid: self.zxid,
+            seq: self.seq,
+        }
+    }
+}
+
+/// Code called for watch events. Closures `Fn(&Event)` are handlers.
+pub trait WatchHandler: Send + Sync + 'static {
+    /// Called on the dispatch thread.
+    fn on_event(&self, event: &Event<'_>);
+}
+
+impl<F: Fn(&Event<'_>) + Send + Sync + 'static> WatchHandler for F {
+    fn on_event(&self, event: &Event<'_>) {
+        self(event)
+    }
+}
+
+/// Code told of kazoo state changes; returning true removes it (kazoo's
+/// convention). Closures `Fn(zk_kazoo_state) -> bool` are handlers.
+pub trait ListenerHandler: Send + Sync + 'static {
+    /// Called on the dispatch thread.
+    fn on_state(&self, state: zk_kazoo_state) -> bool;
+}
+
+impl<F: Fn(zk_kazoo_state) -> bool + Send + Sync + 'static> ListenerHandler for F {
+    fn on_state(&self, state: zk_kazoo_state) -> bool {
+        self(state)
+    }
+}
+
+/// Code submitted to run once on the dispatch thread. Closures `FnOnce()` are tasks.
+pub trait Task: Send + 'static {
+    /// Runs the task, consuming it.
+    fn run(self: Box<Self>);
+}
+
+impl<F: FnOnce() + Send + 'static> Task for F {
+    fn run(self: Box<Self>) {
+        (*self)()
+    }
+}
+
+/// A registration the dispatcher did not take: the status, and the handler
+/// handed back to the caller, who still owns it.
+pub struct Refused<H> {
+    /// Why it was refused.
+    pub status: zk_status,
+    /// The handler, untouched.
+    pub handler: H,
+}
+
+impl<H> std::fmt::Debug for Refused<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Refused({:?})", self.status)
+    }
+}
+
+impl<H> From<Refused<H>> for zk_status {
+    fn from(r: Refused<H>) -> zk_status {
+        r.status
+    }
+}
+
+/// A listener; `handler` is last so that `Arc<Listener<H>>` coerces to
+/// `Arc<Listener<dyn ListenerHandler>>`.
+struct Listener<H: ?Sized> {
+    id: u64,
+    /// Set once removed (by `listener_remove` or by returning true).
+    removed: AtomicBool,
+    handler: H,
+}
+
+type DynListener = Listener<dyn ListenerHandler>;
+
+/// The watches a node event or a session event calls.
+enum Targets {
+    One(Target),
+    /// A run of `Batch::targets`.
+    Many { start: usize, len: usize },
+}
+
+enum Job {
+    /// A new watch: the dispatch thread owns its handler from now on.
+    Register {
+        slot: u32,
+        handler: Box<dyn WatchHandler>,
+    },
+    /// A removed watch: the dispatch thread drops its handler (running the
+    /// free function) after the events queued before the removal.
+    Release(u32),
+    /// A new chunk of the watch generations.
+    Chunk(Arc<[AtomicU32]>),
+    /// A new listener: the dispatch thread keeps its own reference.
+    RegisterListener(Arc<DynListener>),
+    /// A removed listener, as `Release`.
+    ReleaseListener(u64),
+    /// A node event (path: a run of `Batch::paths`, NUL included) or a
+    /// session's NONE event (`path_len` is `NO_PATH`).
+    Event {
+        meta: EventMeta,
+        path_at: usize,
+        path_len: u32,
+        targets: Targets,
+    },
+    State {
+        state: zk_kazoo_state,
+        seq: u64,
+        /// Ids of the listeners registered when the change was fed.
+        listeners: Vec<u64>,
+    },
+    Call {
+        seq: u64,
+        task: Box<dyn Task>,
+    },
+    Flush(Arc<Signal>),
+}
+
+const NO_PATH: u32 = u32::MAX;
+
+/// Queued work. The feeders fill one batch under the lock; the dispatch
+/// thread swaps it for its emptied one and runs it without the lock. Event
+/// paths and target lists live in flat buffers that keep their capacity, so
+/// a steady stream of events allocates nothing.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    paths: Vec<u8>,
+    targets: Vec<Target>,
+    /// Node events and submitted callbacks in `jobs`: what `capacity` bounds.
+    bounded: usize,
+}
+
+impl Batch {
+    fn shrink(&mut self) {
+        if self.jobs.capacity() > QUEUE_KEEP {
+            self.jobs.shrink_to(QUEUE_KEEP);
+        }
+        if self.paths.capacity() > QUEUE_KEEP * 32 {
+            self.paths.shrink_to(QUEUE_KEEP * 32);
+        }
+        if self.targets.capacity() > QUEUE_KEEP {
+            self.targets.shrink_to(QUEUE_KEEP);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Signal {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// Everything under the dispatcher's lock: the registry, the session state
+/// and the queue. One lock, so a node event costs one lock round trip, and
+/// the queue order is the feed order.
+struct Shared {
+    watches: Registry,
+    listeners: BTreeMap<u64, Arc<DynListener>>,
+    next_listener: u64,
+    machine: Machine,
+    chroot: Option<Box<str>>,
+    closing: bool,
+    next_seq: u64,
+    stats: zk_dispatcher_stats,
+    queue: Batch,
+    sleeping: bool,
+    scratch: Vec<Target>,
+}
+
+impl Shared {
+    fn next_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.last_seq = seq;
+        seq
+    }
+
+    /// Queues a job; returns true if the dispatch thread sleeps and must be
+    /// woken (after the lock is released).
+    fn push(&mut self, job: Job, queued: &AtomicUsize) -> bool {
+        self.queue.jobs.push(job);
+        queued.store(self.queue.jobs.len(), Ordering::Release);
+        std::mem::replace(&mut self.sleeping, false)
+    }
+}
+
+/// The dispatcher itself (opaque to C). Rust code owns one through [`Dispatcher`].
+pub struct zk_dispatcher {
+    shared: Mutex<Shared>,
+    wake: Condvar,
+    /// Jobs in the queue (a copy, for the dispatch thread's spinning).
+    queued: AtomicUsize,
+    options: u32,
+    capacity: usize,
+    dispatch_thread: OnceLock<ThreadId>,
+    join: Mutex<Option<JoinHandle<Worker>>>,
+    /// Written by the dispatch thread only.
+    counters: Counters,
+}
+
+/// Counters only the dispatch thread writes (plain stores, no atomic
+/// read-modify-write), read by `stats()`.
+#[derive(Default)]
+struct Counters {
+    watch_calls: AtomicU64,
+    listener_calls: AtomicU64,
+    submit_calls: AtomicU64,
+    callback_panics: AtomicU64,
+    /// Watches fired for the last time whose callback has returned.
+    claimed: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+}
+
+thread_local! {
+    static CURRENT_SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The sequence number of the call whose callback is running on this thread, or
+/// 0 outside dispatcher callbacks.
+pub fn current_seq() -> u64 {
+    CURRENT_SEQ.with(|c| c.get())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // User code never runs under these locks, so a poisoned lock can only come
+    // from a bug in this module; carry on rather than cascade the panic.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long the dispatch thread spins on an empty queue before sleeping, so a
+/// dense stream of events needs no wake-up system call per event, while a
+/// sparse one does not keep a core busy.
+const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(10);
+
+/// A batch this large means a dense stream: gather the next one briefly.
+const DENSE_BATCH: usize = 8;
+/// How many queued jobs end the gathering early.
+const GATHER_JOBS: usize = 64;
+/// The longest the dispatch thread gathers a batch in a dense stream (the
+/// added latency is at most this).
+const GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(5);
+
+/// The queue capacity kept after a burst drains.
+const QUEUE_KEEP: usize = 4096;
+
+/// An owning handle: dropping it is `zk_dispatcher_free()`.
+pub struct Dispatcher(Option<Arc<zk_dispatcher>>);
+
+impl Dispatcher {
+    /// Starts a dispatcher and its dispatch thread.
+    ///
+    /// `options` is a set of `ZK_DISPATCHER_*` bits; `capacity` bounds the
+    /// queue of node events and submitted callbacks (0: unbounded).
+    pub fn new(options: u32, capacity: usize) -> Result<Dispatcher> {
+        if options & !ZK_DISPATCHER_ALL_OPTIONS != 0 {
+            return Err(zk_status::ZK_ERR_INVALID_ARGUMENT);
+        }
+        let inner = Arc::new(zk_dispatcher {
+            shared: Mutex::new(Shared {
+                watches: Registry::default(),
+                listeners: BTreeMap::new(),
+                next_listener: 1,
+                machine: Machine::default(),
+                chroot: None,
+                closing: false,
+                next_seq: 1,
+                stats: zk_dispatcher_stats::default(),
+                queue: Batch::default(),
+                sleeping: false,
+                scratch: Vec::new(),
+            }),
+            wake: Condvar::new(),
+            queued: AtomicUsize::new(0),
+            options,
+            capacity,
+            dispatch_thread: OnceLock::new(),
+            join: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        let worker = Arc::clone(&inner);
+        let handle = std::thread::Builder::new()
+            .name("zk-dispatch".into())
+            .spawn(move || worker.run())
+            .map_err(|_| zk_status::ZK_ERR_SYSTEM)?;
+        let _ = inner.dispatch_thread.set(handle.thread().id());
+        *lock(&inner.join) = Some(handle);
+        Ok(Dispatcher(Some(inner)))
+    }
+
+    /// Gives up the handle as a shared pointer (for the C ABI), without closing.
+    pub fn into_arc(mut self) -> Arc<zk_dispatcher> {
+        self.0.take().expect("a live handle")
+    }
+
+    /// Takes back a handle given up by [`Dispatcher::into_arc`].
+    pub fn from_arc(inner: Arc<zk_dispatcher>) -> Dispatcher {
+        Dispatcher(Some(inner))
+    }
+}
+
+impl std::ops::Deref for Dispatcher {
+    type Target = zk_dispatcher;
+
+    fn deref(&self) -> &zk_dispatcher {
+        self.0.as_ref().expect("a live handle")
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.close();
+        }
+    }
+}
+
+impl zk_dispatcher {
+    fn on_dispatch_thread(&self) -> bool {
+        self.dispatch_thread.get() == Some(&std::thread::current().id())
+    }
+
+    /// Stops accepting work, lets the dispatch thread run what is queued, and
+    /// joins it; the handlers of the watches still registered are then
+    /// dropped here. Called from the dispatch thread itself, the thread is
+    /// detached instead: it finishes the queue and drops them on its own.
+    fn close(&self) {
+        lock(&self.shared).closing = true;
+        self.wake.notify_all();
+        let handle = lock(&self.join).take();
+        if let Some(handle) = handle {
+            if self.on_dispatch_thread() {
+                drop(handle);
+            } else if let Ok(worker) = handle.join() {
+                drop(worker);
+            }
+        }
+    }
+
+    fn open(&self) -> Result<MutexGuard<'_, Shared>> {
+        let mut s = lock(&self.shared);
+        if s.closing {
+            s.stats.refused_closed += 1;
+            return Err(zk_status::ZK_ERR_SHUTTING_DOWN);
+        }
+        Ok(s)
+    }
+
+    fn wake_if(&self, sleeping: bool) {
+        if sleeping {
+            self.wake.notify_one();
+        }
+    }
+
+    fn has_room(&self, s: &mut Shared) -> Result<()> {
+        if self.capacity != 0 && s.queue.bounded >= self.capacity {
+            s.stats.refused_full += 1;
+            return Err(zk_status::ZK_ERR_QUEUE_FULL);
+        }
+        Ok(())
+    }
+
+    /// Sets the chroot: event paths fed later are server paths under it, and
+    /// are stripped of it (on a `/` boundary; the chroot itself becomes `/`)
+    /// before matching and delivery. `None` or `"/"` means no chroot.
+    pub fn set_chroot(&self, chroot: Option<&str>) -> Result<()> {
+        let chroot = match chroot {
+            None | Some("/") => None,
+            Some(c) => {
+                path::validate(c)?;
+                Some(Box::from(c))
+            }
+        };
+        self.open()?.chroot = chroot;
+        Ok(())
+    }
+
+    /// Registers a watch on `path` (relative to the chroot) and returns its id.
+    /// On failure the handler is handed back, untouched.
+    pub fn watch_add<H: WatchHandler>(
+        &self,
+        path: &str,
+        kind: zk_watch_kind,
+        handler: H,
+    ) -> std::result::Result<u64, Refused<H>> {
+        if let Err(status) = path::validate(path) {
+            return Err(Refused { status, handler });
+        }
+        let mut guard = match self.open() {
+            Ok(s) => s,
+            Err(status) => return Err(Refused { status, handler }),
+        };
+        let s = &mut *guard;
+        let added = s.watches.add(path.as_bytes(), kind);
+        if let Some(chunk) = added.chunk {
+            s.push(Job::Chunk(chunk), &self.queued);
+        }
+        // Under the lock: registered before any event that can match it.
+        let wake = s.push(
+            Job::Register {
+                slot: added.slot,
+                handler: Box::new(handler),
+            },
+            &self.queued,
+        );
+        drop(guard);
+        self.wake_if(wake);
+        Ok(added.id)
+    }
+
+    /// Removes a watch. `ZK_ERR_NOT_FOUND` if it was removed before or has
+    /// already fired (a one-shot whose event or session change was fed):
+    /// after success, its callback is not started again, and its handler is
+    /// dropped on the dispatch thread once the events queued before have
+    /// been passed.
+    pub fn watch_remove(&self, id: u64) -> Result<()> {
+        let mut s = lock(&self.shared);
+        let slot = s.watches.remove(id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
+        let wake = s.push(Job::Release(slot), &self.queued);
+        drop(s);
+        self.wake_if(wake);
+        Ok(())
+    }
+
+    /// Registers a state listener and returns its id. On failure the handler
+    /// is handed back, untouched.
+    pub fn listener_add<H: ListenerHandler>(
+        &self,
+        handler: H,
+    ) -> std::result::Result<u64, Refused<H>> {
+        let mut s = match self.open() {
+            Ok(s) => s,
+            Err(status) => return Err(Refused { status, handler }),
+        };
+        let id = LISTENER_ID_BIT | s.next_listener;
+        s.next_listener += 1;
+        let listener: Arc<DynListener> = Arc::new(Listener {
+            id,
+            removed: AtomicBool::new(false),
+            handler,
+        });
+        s.listeners.insert(id, Arc::clone(&listener));
+        let wake = s.push(Job::RegisterListener(listener), &self.queued);
+        drop(s);
+        self.wake_if(wake);
+        Ok(id)
+    }
+
+    /// Removes a listener. `ZK_ERR_NOT_FOUND` if it is not registered (never
+    /// was, was removed, or removed itself by returning true).
+    pub fn listener_remove(&self, id: u64) -> Result<()> {
+        let mut s = lock(&self.shared);
+        let listener = s.listeners.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
+        if listener.removed.swap(true, Ordering::AcqRel) {
+            // It returned true and removed itself: ours may be the last
+            // reference, so it is dropped after the lock.
+            drop(s);
+            drop(listener);
+            return Err(zk_status::ZK_ERR_NOT_FOUND);
+        }
+        // Never the last reference: the dispatch thread frees it.
+        drop(listener);
+        let wake = s.push(Job::ReleaseListener(id), &self.queued);
+        drop(s);
+        self.wake_if(wake);
+        Ok(())
+    }
+
+    /// Feeds a node event for `server_path` (a server path: the chroot, if
+    /// any, is stripped here), as kazoo's `_read_watch_event`.
+    pub fn event(&self, event_type: zk_event_type, server_path: &str, zxid: i64) -> Result<()> {
+        path::validate(server_path)?;
+        let mut guard = self.open()?;
+        let s = &mut *guard;
+        let fires = matches!(
+            event_type,
+            zk_event_type::Created
+                | zk_event_type::Deleted
+                | zk_event_type::Changed
+                | zk_event_type::Child
+        );
+        if fires {
+            // Refuse before touching anything, so a refused event pops no watch.
+            self.has_room(s)?;
+        }
+        let seq = s.next_seq();
+        s.stats.events_fed += 1;
+        if !fires {
+            s.stats.events_ignored += 1;
+            return Ok(());
+        }
+        let Some(client_path) = path::unchroot(s.chroot.as_deref(), server_path) else {
+            s.stats.events_unmatched += 1;
+            return Ok(());
+        };
+        let mut targets = std::mem::take(&mut s.scratch);
+        targets.clear();
+        s.watches
+            .match_event(event_type, client_path.as_bytes(), &mut targets);
+        if targets.is_empty() {
+            s.scratch = targets;
+            s.stats.events_unmatched += 1;
+            return Ok(());
+        }
+        s.stats.events_matched += 1;
+        let meta = EventMeta {
+            event_type,
+            state: s.machine.keeper,
+            zxid,
+            seq,
+        };
+        let q = &mut s.queue;
+        let path_at = q.paths.len();
+        q.paths.extend_from_slice(client_path.as_bytes());
+        q.paths.push(0);
+        let targets_job = match targets.as_slice() {
+            [one] => Targets::One(*one),
+            many => {
+                let start = q.targets.len();
+                q.targets.extend_from_slice(many);
+                Targets::Many {
+                    start,
+                    len: many.len(),
+                }
+            }
+        };
+        q.bounded += 1;
+        s.scratch = targets;
+        let wake = s.push(
+            Job::Event {
+                meta,
+                path_at,
+                path_len: client_path.len() as u32,
+                targets: targets_job,
+            },
+            &self.queued,
+        );
+        drop(guard);
+        self.wake_if(wake);
+        Ok(())
+    }
+
+    /// Feeds a new keeper state, as kazoo's `_session_callback`.
+    pub fn session(&self, state: zk_keeper_state) -> Result<()> {
+        let mut guard = self.open()?;
+        let s = &mut *guard;
+        let seq = s.next_seq();
+        s.stats.sessions_fed += 1;
+        let step = s.machine.step(state, self.options);
+        let mut wake = false;
+        if let Some(kazoo) = step.notify {
+            if !s.listeners.is_empty() {
+                let listeners = s.listeners.keys().copied().collect();
+                wake |= s.push(
+                    Job::State {
+                        state: kazoo,
+                        seq,
+                        listeners,
+                    },
+                    &self.queued,
+                );
+            }
+        }
+        let actions = ResetActions {
+            fire_one_shot: step.actions & ZK_SESSION_ACTION_FIRE_ONE_SHOT != 0,
+            notify_one_shot: step.actions & ZK_SESSION_ACTION_NOTIFY_ONE_SHOT != 0,
+            notify_persistent: step.actions & ZK_SESSION_ACTION_NOTIFY_PERSISTENT != 0,
+            drop_persistent: step.actions & ZK_SESSION_ACTION_DROP_PERSISTENT != 0,
+        };
+        if actions.fire_one_shot || actions.notify_one_shot || actions.notify_persistent {
+            let reset = s.watches.reset(actions);
+            for slot in reset.released {
+                wake |= s.push(Job::Release(slot), &self.queued);
+            }
+            if !reset.targets.is_empty() {
+                let meta = EventMeta {
+                    event_type: zk_event_type::None,
+                    state,
+                    zxid: ZK_ZXID_UNKNOWN,
+                    seq,
+                };
+                let start = s.queue.targets.len();
+                s.queue.targets.extend_from_slice(&reset.targets);
+                wake |= s.push(
+                    Job::Event {
+                        meta,
+                        path_at: 0,
+                        path_len: NO_PATH,
+                        targets: Targets::Many {
+                            start,
+                            len: reset.targets.len(),
+                        },
+                    },
+                    &self.queued,
+                );
+            }
+        }
+        drop(guard);
+        self.wake_if(wake);
+        Ok(())
+    }
+
+    /// The current kazoo and keeper states (as of the last call fed).
+    pub fn state(&self) -> (zk_kazoo_state, zk_keeper_state) {
+        let s = lock(&self.shared);
+        (s.machine.kazoo, s.machine.keeper)
+    }
+
+    /// Queues a task to run once on the dispatch thread (kazoo's `Callback`).
+    /// On failure the task is handed back, untouched.
+    pub fn submit<T: Task>(&self, task: T) -> std::result::Result<(), Refused<T>> {
+        let mut s = match self.open() {
+            Ok(s) => s,
+            Err(status) => {
+                return Err(Refused {
+                    status,
+                    handler: task,
+                })
+            }
+        };
+        if let Err(status) = self.has_room(&mut s) {
+            return Err(Refused {
+                status,
+                handler: task,
+            });
+        }
+        let seq = s.next_seq();
+        s.stats.submitted += 1;
+        s.queue.bounded += 1;
+        let wake = s.push(
+            Job::Call {
+                seq,
+                task: Box::new(task),
+            },
+            &self.queued,
+        );
+        drop(s);
+        self.wake_if(wake);
+        Ok(())
+    }
+
+    /// Waits until everything queued before this call has run (and what it
+    /// released has been freed).
+    pub fn flush(&self) -> Result<()> {
+        if self.on_dispatch_thread() {
+            return Err(zk_status::ZK_ERR_WOULD_DEADLOCK);
+        }
+        let signal = Arc::new(Signal::default());
+        {
+            let mut s = self.open()?;
+            let wake = s.push(Job::Flush(Arc::clone(&signal)), &self.queued);
+            drop(s);
+            self.wake_if(wake);
+        }
+        let mut done = lock(&signal.done);
+        while !*done {
+            done = signal.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(())
+    }
+
+    /// Counts a C client notification the adapter could not convert.
+    pub fn count_adapter_error(&self) {
+        lock(&self.shared).stats.adapter_errors += 1;
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> zk_dispatcher_stats {
+        let s = lock(&self.shared);
+        let mut stats = s.stats;
+        let claimed = self.counters.claimed.load(Ordering::Acquire);
+        stats.watches = s.watches.live() as u64 + (s.watches.popped() - claimed);
+        stats.listeners = s.listeners.len() as u64;
+        drop(s);
+        let c = &self.counters;
+        stats.queued = self.queued.load(Ordering::Acquire) as u64;
+        stats.watch_calls = c.watch_calls.load(Ordering::Acquire);
+        stats.listener_calls = c.listener_calls.load(Ordering::Acquire);
+        stats.submit_calls = c.submit_calls.load(Ordering::Acquire);
+        stats.callback_panics = c.callback_panics.load(Ordering::Acquire);
+        stats
+    }
+
+    /// Waits for work and swaps it into `batch` (emptied by the caller),
+    /// handing back the slots retired meanwhile. False once closing and
+    /// drained.
+    fn next_batch(&self, batch: &mut Batch, retired: &mut Vec<u32>, dense: bool) -> bool {
+        if dense {
+            // A dense stream (the last batch was large): let the next batch
+            // gather briefly rather than take the lock after every push,
+            // which would make the feeder and this thread fight over it.
+            let start = std::time::Instant::now();
+            while self.queued.load(Ordering::Acquire) < GATHER_JOBS && start.elapsed() < GATHER_WAIT
+            {
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let mut s = lock(&self.shared);
+        s.watches.retire(retired);
+        let mut spun = false;
+        while s.queue.jobs.is_empty() {
+            if s.closing {
+                return false;
+            }
+            if !spun {
+                drop(s);
+                let start = std::time::Instant::now();
+                'spin: while start.elapsed() < SPIN_BEFORE_SLEEP {
+                    for _ in 0..32 {
+                        if self.queued.load(Ordering::Acquire) != 0 {
+                            break 'spin;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+                spun = true;
+                s = lock(&self.shared);
+                continue;
+            }
+            s.sleeping = true;
+            s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.sleeping = false;
+        std::mem::swap(&mut s.queue, batch);
+        self.queued.store(0, Ordering::Release);
+        true
+    }
+
+    /// The dispatch thread's loop; returns what it owns when closed.
+    fn run(self: Arc<Self>) -> Worker {
+        let mut worker = Worker::default();
+        let mut batch = Batch::default();
+        let mut dense = false;
+        while self.next_batch(&mut batch, &mut worker.retired, dense) {
+            dense = batch.jobs.len() >= DENSE_BATCH;
+            let mut jobs = std::mem::take(&mut batch.jobs);
+            for job in jobs.drain(..) {
+                self.run_job(job, &batch, &mut worker);
+            }
+            batch.jobs = jobs;
+            batch.paths.clear();
+            batch.targets.clear();
+            batch.bounded = 0;
+            // After a burst (say a million registrations) give the memory
+            // back; the two batches take turns as the queue.
+            batch.shrink();
+        }
+        worker
+    }
+
+    fn call_user(&self, seq: u64, f: impl FnOnce()) {
+        CURRENT_SEQ.with(|c| c.set(seq));
+        if catch_unwind(AssertUnwindSafe(f)).is_err() {
+            bump(&self.counters.callback_panics);
+        }
+        CURRENT_SEQ.with(|c| c.set(0));
+    }
+
+    /// Calls one watch, unless it was removed after the job was queued.
+    fn fire(&self, w: &mut Worker, event: &Event<'_>, target: Target) {
+        let k = target.slot as usize;
+        let live = w.gens[k / CHUNK][k % CHUNK].load(Ordering::Acquire) == target.gen;
+        if live {
+            if let Some(handler) = w.handlers.get(k).and_then(Option::as_ref) {
+                bump(&self.counters.watch_calls);
+                self.call_user(event.seq, || handler.on_event(event));
+            }
+        }
+        if target.claim {
+            // Fired for the last time: dropped now, so its free function runs
+            // right after the call.
+            if let Some(h) = w.handlers.get_mut(k) {
+                drop(h.take());
+            }
+            w.retired.push(target.slot);
+            bump(&self.counters.claimed);
+        }
+    }
+
+    fn run_job(&self, job: Job, batch: &Batch, w: &mut Worker) {
+        match job {
+            Job::Register { slot, handler } => {
+                let k = slot as usize;
+                if w.handlers.len() <= k {
+                    w.handlers.resize_with(k + 1, || None);
+                }
+                w.handlers[k] = Some(handler);
+            }
+            Job::Release(slot) => {
+                if let Some(h) = w.handlers.get_mut(slot as usize) {
+                    drop(h.take());
+                }
+                w.retired.push(slot);
+            }
+            Job::Chunk(chunk) => w.gens.push(chunk),
+            Job::RegisterListener(listener) => {
+                w.listeners.insert(listener.id, listener);
+            }
+            Job::ReleaseListener(id) => {
+                w.listeners.remove(&id);
+            }
+            Job::Event {
+                meta,
+                path_at,
+                path_len,
+                targets,
+            } => {
+                let path = (path_len != NO_PATH).then(|| {
+                    let bytes = &batch.paths[path_at..=path_at + path_len as usize];
+                    CStr::from_bytes_with_nul(bytes).expect("validated paths hold no NUL")
+                });
+                let event = meta.with_path(path);
+                match targets {
+                    Targets::One(t) => self.fire(w, &event, t),
+                    Targets::Many { start, len } => {
+                        for &t in &batch.targets[start..start + len] {
+                            self.fire(w, &event, t);
+                        }
+                    }
+                }
+            }
+            Job::State {
+                state,
+                seq,
+                listeners,
+            } => {
+                for id in listeners {
+                    let Some(l) = w.listeners.get(&id) else {
+                        continue;
+                    };
+                    if l.removed.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    bump(&self.counters.listener_calls);
+                    let mut remove = false;
+                    self.call_user(seq, || remove = l.handler.on_state(state));
+                    if remove && !l.removed.swap(true, Ordering::AcqRel) {
+                        // Forget it now, so its free function runs right after it
+                        // returned (both references dropped outside the lock).
+                        let registered = lock(&self.shared).listeners.remove(&id);
+                        drop(registered);
+                        w.listeners.remove(&id);
+                    }
+                }
+            }
+            Job::Call { seq, task } => {
+                bump(&self.counters.submit_calls);
+                self.call_user(seq, || task.run());
+            }
+            Job::Flush(signal) => {
+                // Everything before the flush has run.
+                *lock(&signal.done) = true;
+                signal.cv.notify_all();
+            }
+        }
+    }
+}
+
+/// What the dispatch thread owns: the handler of every registered watch (by
+/// slot), its copy of the generation chunks, its references to the
+/// listeners, and the slots it is done with (handed back at the next batch).
+#[derive(Default)]
+struct Worker {
+    handlers: Vec<Option<Box<dyn WatchHandler>>>,
+    gens: Vec<Arc<[AtomicU32]>>,
+    listeners: HashMap<u64, Arc<DynListener>>,
+    retired: Vec<u32>,
+}

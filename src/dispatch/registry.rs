@@ -1,0 +1,595 @@
+//! The watch registry: which watches exist, on which paths, and which ones an
+//! event or a session change fires. Pure bookkeeping, used under the
+//! dispatcher's lock; it never holds a handler (those live on the dispatch
+//! thread, see `Worker`) and never runs user code.
+//!
+//! Memory layout, chosen so that matching an event touches few cache lines:
+//! watches are slots in a dense array, addressed by index; paths are entries
+//! in another dense array (a path of up to 30 bytes stored inline), found
+//! through `PathIndex`; the watches of a path form a list threaded through
+//! their slots, in registration order. A watch id is its slot index with the
+//! slot's generation above it, so ids are never reused: a slot whose
+//! generation is exhausted is retired for good.
+//!
+//! A slot leaves the registry in two steps: removal or firing (`DEAD`: no
+//! longer matched or removable), then, once the dispatch thread has passed
+//! every job naming it, `retire` makes it free for reuse. Until then its
+//! generation stays, so queued jobs can tell it from a later watch.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::index::{PathHasher, PathIndex};
+use super::zk_watch_kind;
+use crate::event::zk_event_type;
+
+/// Slots per chunk of the shared generation array.
+pub(super) const CHUNK: usize = 4096;
+
+/// Generations run from 1 to this; a slot that reaches it is not reused.
+const GEN_LIMIT: u32 = 0x7fff_ffff;
+
+/// The position of a slot in no list, and the end of a list.
+const NIL: u32 = u32::MAX;
+
+/// Listener ids have the top bit set, watch ids never do.
+pub(super) const LISTENER_ID_BIT: u64 = 1 << 63;
+
+/// A watch kind in one byte.
+#[repr(u8)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Kind {
+    Data = 0,
+    Child = 1,
+    Persistent = 2,
+    Recursive = 3,
+}
+
+impl Kind {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+impl From<zk_watch_kind> for Kind {
+    fn from(kind: zk_watch_kind) -> Kind {
+        match kind {
+            zk_watch_kind::ZK_WATCH_DATA => Kind::Data,
+            zk_watch_kind::ZK_WATCH_CHILD => Kind::Child,
+            zk_watch_kind::ZK_WATCH_PERSISTENT => Kind::Persistent,
+            zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE => Kind::Recursive,
+        }
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum State {
+    Free,
+    Live,
+    Dead,
+}
+
+/// A watch (24 bytes).
+struct Slot {
+    /// Registration order (kazoo's order within a path's set, and of
+    /// persistent watches on session events).
+    order: u64,
+    gen: u32,
+    /// The path entry's position while live.
+    entry: u32,
+    /// The next watch of the same path, or the next free slot.
+    next: u32,
+    kind: Kind,
+    state: State,
+}
+
+/// A path's bytes: inline up to 30 bytes, else on the heap.
+enum Key {
+    Inline { len: u8, bytes: [u8; 30] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(path: &[u8]) -> Key {
+        if path.len() <= 30 {
+            let mut bytes = [0u8; 30];
+            bytes[..path.len()].copy_from_slice(path);
+            Key::Inline {
+                len: path.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(Box::from(path))
+        }
+    }
+
+    fn get(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+/// A watched path (64 bytes).
+struct PathEntry {
+    key: Key,
+    hash: u32,
+    head: u32,
+    tail: u32,
+    /// `Kind::bit`s of the watches in the list.
+    kinds: u8,
+    /// When the path last gained a data (child) watch after having none: the
+    /// order in which kazoo's `_data_watchers` (`_child_watchers`) dict holds
+    /// the path, which is the order `_reset_watchers` fires them in.
+    data_since: u64,
+    child_since: u64,
+}
+
+/// A watch to call: `claim` means it has fired for the last time (its handler
+/// is dropped after the call and its slot retired).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) struct Target {
+    pub slot: u32,
+    pub gen: u32,
+    pub claim: bool,
+}
+
+/// What a session change did to the watches.
+#[derive(Default)]
+pub(super) struct Reset {
+    /// The watches to notify, in kazoo's order.
+    pub targets: Vec<Target>,
+    /// Watches dropped without a notification: release them.
+    pub released: Vec<u32>,
+}
+
+/// What a session change asks of the watches (`ZK_SESSION_ACTION_*`).
+#[derive(Copy, Clone)]
+pub(super) struct ResetActions {
+    pub fire_one_shot: bool,
+    pub notify_one_shot: bool,
+    pub notify_persistent: bool,
+    pub drop_persistent: bool,
+}
+
+pub(super) struct Registry {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// The live generation of every slot (0: none), shared with the dispatch
+    /// thread, which skips jobs of a watch removed after they were queued.
+    gens: Vec<Arc<[AtomicU32]>>,
+    entries: Vec<PathEntry>,
+    index: PathIndex,
+    hasher: PathHasher,
+    live: usize,
+    /// Watches fired for the last time, ever (see `Worker::claimed`).
+    popped: u64,
+    recursive: usize,
+    next_order: u64,
+    prefixes: Vec<(u32, usize)>,
+}
+
+/// A new watch: its slot, id, and the new chunk of generations to hand to
+/// the dispatch thread, if the slot opened one.
+pub(super) struct Added {
+    pub slot: u32,
+    pub id: u64,
+    pub chunk: Option<Arc<[AtomicU32]>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            slots: Vec::new(),
+            free: Vec::new(),
+            gens: Vec::new(),
+            entries: Vec::new(),
+            index: PathIndex::default(),
+            hasher: PathHasher::new(),
+            live: 0,
+            popped: 0,
+            recursive: 0,
+            next_order: 0,
+            prefixes: Vec::new(),
+        }
+    }
+}
+
+impl Registry {
+    /// Watches registered now.
+    pub(super) fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Watches fired for the last time so far.
+    pub(super) fn popped(&self) -> u64 {
+        self.popped
+    }
+
+    fn gen_cell(&self, slot: u32) -> &AtomicU32 {
+        let k = slot as usize;
+        &self.gens[k / CHUNK][k % CHUNK]
+    }
+
+    fn find(&self, hash: u32, path: &[u8]) -> Option<u32> {
+        self.index
+            .find(hash, |e| self.entries[e as usize].key.get() == path)
+    }
+
+    /// Registers a watch on a validated path.
+    pub(super) fn add(&mut self, path: &[u8], kind: zk_watch_kind) -> Added {
+        let kind = Kind::from(kind);
+        let mut chunk = None;
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = self.slots.len();
+                if slot % CHUNK == 0 {
+                    let cells: Arc<[AtomicU32]> = (0..CHUNK).map(|_| AtomicU32::new(0)).collect();
+                    self.gens.push(Arc::clone(&cells));
+                    chunk = Some(cells);
+                }
+                self.slots.push(Slot {
+                    order: 0,
+                    gen: 0,
+                    entry: NIL,
+                    next: NIL,
+                    kind,
+                    state: State::Free,
+                });
+                u32::try_from(slot).expect("fewer than 2^32 watches")
+            }
+        };
+        let order = self.next_order;
+        self.next_order += 1;
+        let hash = self.hasher.hash(path);
+        let entry = match self.find(hash, path) {
+            Some(e) => e,
+            None => {
+                let e = u32::try_from(self.entries.len()).expect("fewer than 2^32 paths");
+                self.entries.push(PathEntry {
+                    key: Key::new(path),
+                    hash,
+                    head: NIL,
+                    tail: NIL,
+                    kinds: 0,
+                    data_since: 0,
+                    child_since: 0,
+                });
+                self.index.insert(hash, e);
+                e
+            }
+        };
+        let s = &mut self.slots[slot as usize];
+        s.gen += 1;
+        s.order = order;
+        s.entry = entry;
+        s.next = NIL;
+        s.kind = kind;
+        s.state = State::Live;
+        let gen = s.gen;
+        let e = &mut self.entries[entry as usize];
+        if e.kinds & kind.bit() == 0 {
+            match kind {
+                Kind::Data => e.data_since = order,
+                Kind::Child => e.child_since = order,
+                _ => {}
+            }
+        }
+        e.kinds |= kind.bit();
+        let tail = std::mem::replace(&mut e.tail, slot);
+        if tail == NIL {
+            e.head = slot;
+        } else {
+            self.slots[tail as usize].next = slot;
+        }
+        self.gen_cell(slot).store(gen, Ordering::Release);
+        self.live += 1;
+        if kind == Kind::Recursive {
+            self.recursive += 1;
+        }
+        Added {
+            slot,
+            id: (u64::from(gen) << 32) | u64::from(slot),
+            chunk,
+        }
+    }
+
+    /// Removes a live watch by id; returns its slot, to release on the
+    /// dispatch thread. Jobs already queued for it are skipped from now on.
+    pub(super) fn remove(&mut self, id: u64) -> Option<u32> {
+        if id & LISTENER_ID_BIT != 0 {
+            return None;
+        }
+        let slot = id as u32;
+        let gen = (id >> 32) as u32;
+        let s = self.slots.get(slot as usize)?;
+        if s.state != State::Live || s.gen != gen {
+            return None;
+        }
+        let entry = s.entry;
+        self.gen_cell(slot).store(0, Ordering::Release);
+        self.kill(slot);
+        self.unlink_dead(entry);
+        Some(slot)
+    }
+
+    /// Marks a live slot dead; `unlink_dead` then takes it out of its list.
+    fn kill(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        debug_assert_eq!(s.state, State::Live);
+        s.state = State::Dead;
+        if s.kind == Kind::Recursive {
+            self.recursive -= 1;
+        }
+        self.live -= 1;
+    }
+
+    /// Takes the dead slots out of an entry's list (which keeps its order),
+    /// and the entry out of the index if its list empties.
+    fn unlink_dead(&mut self, entry: u32) {
+        let (mut head, mut tail, mut kinds) = (NIL, NIL, 0u8);
+        let mut cur = self.entries[entry as usize].head;
+        while cur != NIL {
+            let s = &mut self.slots[cur as usize];
+            let next = std::mem::replace(&mut s.next, NIL);
+            if s.state == State::Dead {
+                s.entry = NIL;
+            } else {
+                kinds |= s.kind.bit();
+                if tail == NIL {
+                    head = cur;
+                } else {
+                    self.slots[tail as usize].next = cur;
+                }
+                tail = cur;
+            }
+            cur = next;
+        }
+        if head == NIL {
+            self.drop_entry(entry);
+        } else {
+            let e = &mut self.entries[entry as usize];
+            e.head = head;
+            e.tail = tail;
+            e.kinds = kinds;
+        }
+    }
+
+    /// Removes an empty entry: the last entry moves into its place.
+    fn drop_entry(&mut self, entry: u32) {
+        let gone = self.entries.swap_remove(entry as usize);
+        self.index.remove(gone.hash, entry);
+        if let Some(moved) = self.entries.get(entry as usize) {
+            let from = self.entries.len() as u32;
+            self.index.moved(moved.hash, from, entry);
+            let mut cur = moved.head;
+            while cur != NIL {
+                self.slots[cur as usize].entry = entry;
+                cur = self.slots[cur as usize].next;
+            }
+        }
+        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+    }
+
+    /// Slots the dispatch thread is done with: free for reuse.
+    pub(super) fn retire(&mut self, slots: &mut Vec<u32>) {
+        for slot in slots.drain(..) {
+            let s = &mut self.slots[slot as usize];
+            debug_assert_eq!(s.state, State::Dead);
+            s.state = State::Free;
+            if s.gen < GEN_LIMIT {
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Collects the watches a node event fires, one-shots popped: kazoo's
+    /// data/child rules, then ZooKeeper 3.6's persistent and
+    /// persistent-recursive rules, in that order. O(depth): one hashing pass
+    /// over the path; the index slots of all its prefixes are read before
+    /// any is searched, so their cache misses overlap.
+    pub(super) fn match_event(&mut self, event_type: zk_event_type, path: &[u8], out: &mut Vec<Target>) {
+        let walk = self.recursive > 0 && event_type != zk_event_type::Child;
+        let mut prefixes = std::mem::take(&mut self.prefixes);
+        let hash = if walk {
+            self.hasher.prefixes(path, &mut prefixes);
+            let touched = prefixes
+                .iter()
+                .fold(0u64, |acc, &(h, _)| acc ^ self.index.touch(h));
+            std::hint::black_box(touched);
+            prefixes.last().expect("a path has at least one prefix").0
+        } else {
+            self.hasher.hash(path)
+        };
+        let (data, child) = match event_type {
+            zk_event_type::Created | zk_event_type::Changed => (true, false),
+            zk_event_type::Deleted => (true, true),
+            _ => (false, true),
+        };
+        if let Some(entry) = self.find(hash, path) {
+            let kinds = self.entries[entry as usize].kinds;
+            let pop = |k: Kind| (data && k == Kind::Data) || (child && k == Kind::Child);
+            let mut popped = false;
+            for kind in [Kind::Data, Kind::Child] {
+                if pop(kind) && kinds & kind.bit() != 0 {
+                    self.collect(entry, kind, true, out);
+                    popped = true;
+                }
+            }
+            if kinds & Kind::Persistent.bit() != 0 {
+                self.collect(entry, Kind::Persistent, false, out);
+            }
+            if walk && kinds & Kind::Recursive.bit() != 0 {
+                self.collect(entry, Kind::Recursive, false, out);
+            }
+            if popped {
+                self.unlink_dead(entry);
+            }
+        }
+        if walk {
+            // From the parent up to the root.
+            let ancestors = &prefixes[..prefixes.len() - 1];
+            for &(h, len) in ancestors.iter().rev() {
+                if let Some(entry) = self.find(h, &path[..len]) {
+                    if self.entries[entry as usize].kinds & Kind::Recursive.bit() != 0 {
+                        self.collect(entry, Kind::Recursive, false, out);
+                    }
+                }
+            }
+        }
+        self.prefixes = prefixes;
+    }
+
+    /// Appends the entry's watches of `kind`, in list order; `claim` pops them.
+    fn collect(&mut self, entry: u32, kind: Kind, claim: bool, out: &mut Vec<Target>) {
+        let mut cur = self.entries[entry as usize].head;
+        while cur != NIL {
+            let s = &self.slots[cur as usize];
+            let next = s.next;
+            if s.kind == kind {
+                out.push(Target {
+                    slot: cur,
+                    gen: s.gen,
+                    claim,
+                });
+                if claim {
+                    self.kill(cur);
+                    self.popped += 1;
+                }
+            }
+            cur = next;
+        }
+    }
+}
+
+impl Registry {
+    /// Applies a session change to the watches, as kazoo's `_reset_watchers`:
+    /// the watches to notify come out in its order (child watches, then data
+    /// watches, each path by path in the order kazoo's dicts hold the paths;
+    /// then the persistent kinds in registration order), popped as the
+    /// actions say.
+    pub(super) fn reset(&mut self, a: ResetActions) -> Reset {
+        let mut groups: [Vec<(u64, u64, Target)>; 3] = Default::default();
+        let mut out = Reset::default();
+        let mut any_dead = false;
+        for e in 0..self.entries.len() {
+            let entry = &self.entries[e];
+            let since = [entry.child_since, entry.data_since, 0];
+            let mut cur = entry.head;
+            while cur != NIL {
+                let s = &self.slots[cur as usize];
+                let next = s.next;
+                let (group, notify, claim) = match s.kind {
+                    Kind::Child => (0, a.fire_one_shot || a.notify_one_shot, a.fire_one_shot),
+                    Kind::Data => (1, a.fire_one_shot || a.notify_one_shot, a.fire_one_shot),
+                    Kind::Persistent | Kind::Recursive => {
+                        (2, a.notify_persistent, a.drop_persistent)
+                    }
+                };
+                let target = Target {
+                    slot: cur,
+                    gen: s.gen,
+                    claim,
+                };
+                if notify {
+                    groups[group].push((since[group], s.order, target));
+                }
+                if claim {
+                    if notify {
+                        self.popped += 1;
+                    } else {
+                        self.gen_cell(cur).store(0, Ordering::Release);
+                        out.released.push(cur);
+                    }
+                    self.kill(cur);
+                    any_dead = true;
+                }
+                cur = next;
+            }
+        }
+        if any_dead {
+            // Backwards: an emptied entry is replaced by the last one, which
+            // has been seen already.
+            for e in (0..self.entries.len()).rev() {
+                self.unlink_dead(e as u32);
+            }
+        }
+        for mut group in groups {
+            group.sort_unstable_by_key(|&(since, order, _)| (since, order));
+            out.targets.extend(group.into_iter().map(|(_, _, t)| t));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids_on(r: &Registry, path: &str) -> Vec<u32> {
+        let Some(e) = r.find(r.hasher.hash(path.as_bytes()), path.as_bytes()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut cur = r.entries[e as usize].head;
+        while cur != NIL {
+            out.push(cur);
+            cur = r.slots[cur as usize].next;
+        }
+        out
+    }
+
+    #[test]
+    fn sizes_stay_small() {
+        assert_eq!(std::mem::size_of::<Slot>(), 24);
+        assert_eq!(std::mem::size_of::<PathEntry>(), 64);
+        assert_eq!(std::mem::size_of::<Key>(), 32);
+    }
+
+    #[test]
+    fn lists_keep_order_through_removal_and_entry_moves() {
+        let mut r = Registry::default();
+        let long = "/a/very/long/path/that/does/not/fit/inline/in/thirty/bytes";
+        let a1 = r.add(b"/a", zk_watch_kind::ZK_WATCH_PERSISTENT);
+        let b1 = r.add(b"/b", zk_watch_kind::ZK_WATCH_DATA);
+        let a2 = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
+        let l1 = r.add(long.as_bytes(), zk_watch_kind::ZK_WATCH_CHILD);
+        let a3 = r.add(b"/a", zk_watch_kind::ZK_WATCH_PERSISTENT);
+        assert!(a1.chunk.is_some() && b1.chunk.is_none());
+        assert_eq!(ids_on(&r, "/a"), vec![a1.slot, a2.slot, a3.slot]);
+        assert_eq!(r.remove(a2.id), Some(a2.slot));
+        assert_eq!(r.remove(a2.id), None, "removed twice");
+        assert_eq!(ids_on(&r, "/a"), vec![a1.slot, a3.slot]);
+        // Emptying /b moves the last entry (the long path) into its place.
+        assert_eq!(r.remove(b1.id), Some(b1.slot));
+        assert_eq!(ids_on(&r, "/b"), Vec::<u32>::new());
+        assert_eq!(ids_on(&r, long), vec![l1.slot]);
+        assert_eq!(r.remove(l1.id), Some(l1.slot));
+        assert_eq!(r.live(), 2);
+        // Dead slots come back only once retired, with a new generation.
+        let mut gone = vec![a2.slot, b1.slot, l1.slot];
+        r.retire(&mut gone);
+        let again = r.add(b"/c", zk_watch_kind::ZK_WATCH_DATA);
+        assert!([a2.slot, b1.slot, l1.slot].contains(&again.slot));
+        assert_ne!(again.id, a2.id);
+        assert_ne!(again.id, b1.id);
+        assert_ne!(again.id, l1.id);
+        assert_eq!(r.remove(a2.id).or(r.remove(b1.id)).or(r.remove(l1.id)), None);
+    }
+
+    #[test]
+    fn exhausted_slots_are_not_reused() {
+        let mut r = Registry::default();
+        let a = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
+        r.slots[a.slot as usize].gen = GEN_LIMIT;
+        let id = (u64::from(GEN_LIMIT) << 32) | u64::from(a.slot);
+        assert_eq!(r.remove(id), Some(a.slot));
+        r.retire(&mut vec![a.slot]);
+        let b = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
+        assert_ne!(b.slot, a.slot);
+    }
+}
