@@ -9,14 +9,16 @@
 //! stored hash answers both where a slot belongs (its low bits) and, before
 //! any path is compared, whether it can be the one sought.
 
-/// Seeded FNV-1a with a final mix: fast on short paths, and hashing a path
-/// byte by byte yields the hash of every prefix on the way.
+/// A seeded hash of paths, component by component, eight bytes at a time:
+/// the hash of a path is a fold over its components, so hashing a path
+/// yields the hash of every ancestor on the way.
 #[derive(Copy, Clone)]
 pub(super) struct PathHasher {
     seed: u64,
 }
 
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const K2: u64 = 0xd6e8_feb8_6659_fd93;
 
 impl PathHasher {
     /// A hasher with a random seed (colliding paths cannot be chosen in advance).
@@ -27,38 +29,55 @@ impl PathHasher {
         PathHasher { seed: h.finish() }
     }
 
-    fn start(self) -> u64 {
-        0xcbf2_9ce4_8422_2325 ^ self.seed
+    fn mix(h: u64, word: u64) -> u64 {
+        (h ^ word).wrapping_mul(K1).rotate_left(31)
     }
 
-    fn step(state: u64, byte: u8) -> u64 {
-        (state ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    /// Folds one component (the bytes between two slashes) into the state.
+    fn component(mut h: u64, c: &[u8]) -> u64 {
+        let mut words = c.chunks_exact(8);
+        for w in &mut words {
+            h = Self::mix(h, u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            h = Self::mix(h, u64::from_le_bytes(last));
+        }
+        // The length ends the component: "a" + "b" differs from "ab".
+        Self::mix(h, (c.len() as u64).wrapping_mul(K2) | 1)
     }
 
-    fn finish(state: u64) -> u32 {
-        let x = (state ^ (state >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn finish(h: u64) -> u32 {
+        let x = (h ^ (h >> 32)).wrapping_mul(K2);
         ((x ^ (x >> 29)) >> 32) as u32
     }
 
-    /// The hash of a path.
+    /// The hash of a validated absolute path.
     pub(super) fn hash(self, path: &[u8]) -> u32 {
-        Self::finish(path.iter().fold(self.start(), |h, &b| Self::step(h, b)))
+        let mut h = self.seed;
+        if path.len() > 1 {
+            for c in path[1..].split(|&b| b == b'/') {
+                h = Self::component(h, c);
+            }
+        }
+        Self::finish(h)
     }
 
     /// `(hash, length)` of `/`, of each ancestor, then of the path itself (for
     /// a validated absolute path), in that order.
     pub(super) fn prefixes(self, path: &[u8], out: &mut Vec<(u32, usize)>) {
         out.clear();
-        let mut h = Self::step(self.start(), b'/');
+        let mut h = self.seed;
         out.push((Self::finish(h), 1));
-        for (i, &b) in path.iter().enumerate().skip(1) {
-            if b == b'/' {
-                out.push((Self::finish(h), i));
-            }
-            h = Self::step(h, b);
-        }
         if path.len() > 1 {
-            out.push((Self::finish(h), path.len()));
+            let mut end = 0;
+            for c in path[1..].split(|&b| b == b'/') {
+                h = Self::component(h, c);
+                end += 1 + c.len();
+                out.push((Self::finish(h), end));
+            }
         }
     }
 }

@@ -327,12 +327,10 @@ impl Shared {
         seq
     }
 
-    /// Queues a job; returns true if the dispatch thread sleeps and must be
-    /// woken (after the lock is released).
-    fn push(&mut self, job: Job, queued: &AtomicUsize) -> bool {
+    /// Queues a job; the caller releases the lock with `zk_dispatcher::unlock`.
+    fn push(&mut self, job: Job, queued: &AtomicUsize) {
         self.queue.jobs.push(job);
         queued.store(self.queue.jobs.len(), Ordering::Release);
-        std::mem::replace(&mut self.sleeping, false)
     }
 }
 
@@ -500,7 +498,11 @@ impl zk_dispatcher {
         Ok(s)
     }
 
-    fn wake_if(&self, sleeping: bool) {
+    /// Releases the lock after queueing, waking the dispatch thread if it
+    /// sleeps.
+    fn unlock(&self, mut guard: MutexGuard<'_, Shared>) {
+        let sleeping = std::mem::replace(&mut guard.sleeping, false);
+        drop(guard);
         if sleeping {
             self.wake.notify_one();
         }
@@ -550,15 +552,14 @@ impl zk_dispatcher {
             s.push(Job::Chunk(chunk), &self.queued);
         }
         // Under the lock: registered before any event that can match it.
-        let wake = s.push(
+        s.push(
             Job::Register {
                 slot: added.slot,
                 handler: Box::new(handler),
             },
             &self.queued,
         );
-        drop(guard);
-        self.wake_if(wake);
+        self.unlock(guard);
         Ok(added.id)
     }
 
@@ -570,9 +571,8 @@ impl zk_dispatcher {
     pub fn watch_remove(&self, id: u64) -> Result<()> {
         let mut s = lock(&self.shared);
         let slot = s.watches.remove(id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
-        let wake = s.push(Job::Release(slot), &self.queued);
-        drop(s);
-        self.wake_if(wake);
+        s.push(Job::Release(slot), &self.queued);
+        self.unlock(s);
         Ok(())
     }
 
@@ -594,9 +594,8 @@ impl zk_dispatcher {
             handler,
         });
         s.listeners.insert(id, Arc::clone(&listener));
-        let wake = s.push(Job::RegisterListener(listener), &self.queued);
-        drop(s);
-        self.wake_if(wake);
+        s.push(Job::RegisterListener(listener), &self.queued);
+        self.unlock(s);
         Ok(id)
     }
 
@@ -614,9 +613,8 @@ impl zk_dispatcher {
         }
         // Never the last reference: the dispatch thread frees it.
         drop(listener);
-        let wake = s.push(Job::ReleaseListener(id), &self.queued);
-        drop(s);
-        self.wake_if(wake);
+        s.push(Job::ReleaseListener(id), &self.queued);
+        self.unlock(s);
         Ok(())
     }
 
@@ -680,7 +678,7 @@ impl zk_dispatcher {
         };
         q.bounded += 1;
         s.scratch = targets;
-        let wake = s.push(
+        s.push(
             Job::Event {
                 meta,
                 path_at,
@@ -689,8 +687,7 @@ impl zk_dispatcher {
             },
             &self.queued,
         );
-        drop(guard);
-        self.wake_if(wake);
+        self.unlock(guard);
         Ok(())
     }
 
@@ -701,11 +698,10 @@ impl zk_dispatcher {
         let seq = s.next_seq();
         s.stats.sessions_fed += 1;
         let step = s.machine.step(state, self.options);
-        let mut wake = false;
         if let Some(kazoo) = step.notify {
             if !s.listeners.is_empty() {
                 let listeners = s.listeners.keys().copied().collect();
-                wake |= s.push(
+                s.push(
                     Job::State {
                         state: kazoo,
                         seq,
@@ -724,7 +720,7 @@ impl zk_dispatcher {
         if actions.fire_one_shot || actions.notify_one_shot || actions.notify_persistent {
             let reset = s.watches.reset(actions);
             for slot in reset.released {
-                wake |= s.push(Job::Release(slot), &self.queued);
+                s.push(Job::Release(slot), &self.queued);
             }
             if !reset.targets.is_empty() {
                 let meta = EventMeta {
@@ -735,7 +731,7 @@ impl zk_dispatcher {
                 };
                 let start = s.queue.targets.len();
                 s.queue.targets.extend_from_slice(&reset.targets);
-                wake |= s.push(
+                s.push(
                     Job::Event {
                         meta,
                         path_at: 0,
@@ -749,8 +745,7 @@ impl zk_dispatcher {
                 );
             }
         }
-        drop(guard);
-        self.wake_if(wake);
+        self.unlock(guard);
         Ok(())
     }
 
@@ -781,15 +776,14 @@ impl zk_dispatcher {
         let seq = s.next_seq();
         s.stats.submitted += 1;
         s.queue.bounded += 1;
-        let wake = s.push(
+        s.push(
             Job::Call {
                 seq,
                 task: Box::new(task),
             },
             &self.queued,
         );
-        drop(s);
-        self.wake_if(wake);
+        self.unlock(s);
         Ok(())
     }
 
@@ -802,9 +796,8 @@ impl zk_dispatcher {
         let signal = Arc::new(Signal::default());
         {
             let mut s = self.open()?;
-            let wake = s.push(Job::Flush(Arc::clone(&signal)), &self.queued);
-            drop(s);
-            self.wake_if(wake);
+            s.push(Job::Flush(Arc::clone(&signal)), &self.queued);
+            self.unlock(s);
         }
         let mut done = lock(&signal.done);
         while !*done {
