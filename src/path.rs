@@ -15,33 +15,20 @@ pub fn validate(path: &str) -> Result<()> {
     if bytes.len() == 1 {
         return Ok(());
     }
-    // One pass over the bytes: each component (between slashes) must not be
-    // empty, "." or ".."; ASCII control bytes are rejected here, other code
-    // points below.
-    let mut len = 0usize; // bytes in the current component
-    let mut dots = true; // the component so far is only dots
-    let mut ascii = true;
-    for &b in &bytes[1..] {
-        if b == b'/' {
-            if len == 0 || (dots && len <= 2) {
-                return Err(zk_status::ZK_ERR_INVALID_PATH);
-            }
-            len = 0;
-            dots = true;
-        } else {
-            if b < 0x20 || b == 0x7f {
-                return Err(zk_status::ZK_ERR_INVALID_PATH);
-            }
-            ascii &= b < 0x80;
-            dots &= b == b'.';
-            len += 1;
-        }
-    }
-    if len == 0 || (dots && len <= 2) {
+    // Branch-free over the bytes (the compiler vectorizes it): ASCII control
+    // bytes; other code points are checked below, only for non-ASCII paths.
+    let control = bytes
+        .iter()
+        .fold(false, |bad, &b| bad | (b < 0x20) | (b == 0x7f));
+    // Each component (between slashes) must not be empty, "." or "..".
+    let bad_component = bytes[1..]
+        .split(|&b| b == b'/')
+        .any(|c| c.is_empty() || c == b"." || c == b"..");
+    if control || bad_component {
         return Err(zk_status::ZK_ERR_INVALID_PATH);
     }
     let bad = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..);
-    if !ascii && path.chars().any(bad) {
+    if !bytes.is_ascii() && path.chars().any(bad) {
         return Err(zk_status::ZK_ERR_INVALID_PATH);
     }
     Ok(())

@@ -1440,7 +1440,7 @@ impl Run {
             ),
             WSt::Registered => {
                 assert_eq!(status, OK, "removing registered watch {id}");
-                self.after_remove(pending, blocked, reg, true);
+                self.after_remove(pending, blocked, reg, true, true);
                 self.m.watches[w].st = WSt::Gone;
                 self.m.watches[w].by_remove = true;
             }
@@ -1453,7 +1453,7 @@ impl Run {
                     );
                 }
                 if status == OK {
-                    self.after_remove(pending, blocked, reg, true);
+                    self.after_remove(pending, blocked, reg, true, false);
                     self.m.watches[w].by_remove = true;
                     self.m.entries[claim].status = EStatus::Forbidden;
                 } else {
@@ -1466,7 +1466,16 @@ impl Run {
     }
 
     /// A removal returned OK with these entries of the owner pending.
-    fn after_remove(&mut self, pending: Vec<usize>, blocked: bool, reg: usize, is_watch: bool) {
+    /// `releases`: it queued a release for the dispatch thread (every removal
+    /// but that of a fired one-shot, whose queued call drops it instead).
+    fn after_remove(
+        &mut self,
+        pending: Vec<usize>,
+        blocked: bool,
+        reg: usize,
+        is_watch: bool,
+        releases: bool,
+    ) {
         if blocked {
             // Nothing behind the gate runs: the removal wins.
             for &i in &pending {
@@ -1478,7 +1487,9 @@ impl Run {
             }
             self.m.prefix_groups.push(pending.clone());
         }
-        self.m.pushed(false, true); // a removal queues its release for the dispatch thread
+        if releases {
+            self.m.pushed(false, true); // a removal queues its release for the dispatch thread
+        }
                                     // zk_watch_remove (and, "the same guarantees", zk_listener_remove):
                                     // "free_fn runs on the dispatch thread once the events queued before
                                     // the removal have been passed (so never during a call)".
@@ -1577,7 +1588,7 @@ impl Run {
             ),
             LSt::Registered => {
                 assert_eq!(status, OK, "removing registered listener {id}");
-                self.after_remove(pending, blocked, reg, false);
+                self.after_remove(pending, blocked, reg, false, true);
                 self.m.listeners[l].st = LSt::Gone;
             }
             LSt::SelfRemoving(e) => {
@@ -1588,7 +1599,7 @@ impl Run {
                     );
                 }
                 if status == OK {
-                    self.after_remove(pending, blocked, reg, false);
+                    self.after_remove(pending, blocked, reg, false, true);
                 } else {
                     assert_eq!(status, E_NOT_FOUND);
                     // It ran and returned true.

@@ -36,7 +36,7 @@ use crate::status::{zk_status, Result};
 mod index;
 mod registry;
 
-use registry::{Registry, ResetActions, Target, CHUNK, LISTENER_ID_BIT};
+use registry::{Registry, Removed, ResetActions, Target, CHUNK, LISTENER_ID_BIT};
 
 /// The kind of a watch registered with `zk_watch_add()`.
 ///
@@ -228,20 +228,23 @@ type DynListener = Listener<dyn ListenerHandler>;
 enum Targets {
     One(Target),
     /// A run of `Batch::targets`.
-    Many { start: usize, len: usize },
+    Many {
+        start: usize,
+        len: usize,
+    },
 }
 
 enum Job {
-    /// A new watch: the dispatch thread owns its handler from now on.
+    /// A new watch: the dispatch thread owns its handler from now on (and
+    /// a new chunk of the watch generations, if the slot opened one).
     Register {
         slot: u32,
         handler: Box<dyn WatchHandler>,
+        chunk: Option<Arc<[AtomicU32]>>,
     },
     /// A removed watch: the dispatch thread drops its handler (running the
     /// free function) after the events queued before the removal.
     Release(u32),
-    /// A new chunk of the watch generations.
-    Chunk(Arc<[AtomicU32]>),
     /// A new listener: the dispatch thread keeps its own reference.
     RegisterListener(Arc<DynListener>),
     /// A removed listener, as `Release`.
@@ -356,7 +359,8 @@ struct Counters {
     listener_calls: AtomicU64,
     submit_calls: AtomicU64,
     callback_panics: AtomicU64,
-    /// Watches fired for the last time whose callback has returned.
+    /// Watches fired for the last time whose callback has returned (see
+    /// `Registry::popped`).
     claimed: AtomicU64,
 }
 
@@ -392,6 +396,9 @@ const GATHER_JOBS: usize = 64;
 /// The longest the dispatch thread gathers a batch in a dense stream (the
 /// added latency is at most this).
 const GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(5);
+
+/// Jobs the dispatch thread looks ahead at (see `Worker::touch`).
+const WINDOW: usize = 32;
 
 /// The queue capacity kept after a burst drains.
 const QUEUE_KEEP: usize = 4096;
@@ -548,14 +555,12 @@ impl zk_dispatcher {
         };
         let s = &mut *guard;
         let added = s.watches.add(path.as_bytes(), kind);
-        if let Some(chunk) = added.chunk {
-            s.push(Job::Chunk(chunk), &self.queued);
-        }
         // Under the lock: registered before any event that can match it.
         s.push(
             Job::Register {
                 slot: added.slot,
                 handler: Box::new(handler),
+                chunk: added.chunk,
             },
             &self.queued,
         );
@@ -563,16 +568,20 @@ impl zk_dispatcher {
         Ok(added.id)
     }
 
-    /// Removes a watch. `ZK_ERR_NOT_FOUND` if it was removed before or has
-    /// already fired (a one-shot whose event or session change was fed):
-    /// after success, its callback is not started again, and its handler is
-    /// dropped on the dispatch thread once the events queued before have
-    /// been passed.
+    /// Removes a watch. `ZK_ERR_NOT_FOUND` if it was removed before, or is a
+    /// one-shot whose call has started. After success its callback is not
+    /// started again (a fired one-shot whose call was still queued never
+    /// runs), and its handler is dropped on the dispatch thread once the
+    /// events queued before have been passed.
     pub fn watch_remove(&self, id: u64) -> Result<()> {
         let mut s = lock(&self.shared);
-        let slot = s.watches.remove(id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
-        s.push(Job::Release(slot), &self.queued);
-        self.unlock(s);
+        match s.watches.remove(id).ok_or(zk_status::ZK_ERR_NOT_FOUND)? {
+            Removed::Release(slot) => {
+                s.push(Job::Release(slot), &self.queued);
+                self.unlock(s);
+            }
+            Removed::Cancelled => drop(s),
+        }
         Ok(())
     }
 
@@ -879,13 +888,25 @@ impl zk_dispatcher {
     fn run(self: Arc<Self>) -> Worker {
         let mut worker = Worker::default();
         let mut batch = Batch::default();
+        let mut window = Vec::with_capacity(WINDOW);
         let mut dense = false;
         while self.next_batch(&mut batch, &mut worker.retired, dense) {
             dense = batch.jobs.len() >= DENSE_BATCH;
             let mut jobs = std::mem::take(&mut batch.jobs);
-            for job in jobs.drain(..) {
-                self.run_job(job, &batch, &mut worker);
+            let mut queue = jobs.drain(..);
+            loop {
+                // A window at a time: first read what its jobs will need,
+                // so that the cache misses of a window overlap.
+                window.extend(queue.by_ref().take(WINDOW));
+                if window.is_empty() {
+                    break;
+                }
+                worker.touch(&window);
+                for job in window.drain(..) {
+                    self.run_job(job, &batch, &mut worker);
+                }
             }
+            drop(queue);
             batch.jobs = jobs;
             batch.paths.clear();
             batch.targets.clear();
@@ -905,10 +926,18 @@ impl zk_dispatcher {
         CURRENT_SEQ.with(|c| c.set(0));
     }
 
-    /// Calls one watch, unless it was removed after the job was queued.
+    /// Calls one watch, unless it was removed after the job was queued. A
+    /// last call (`claim`) is claimed by swapping the generation out, which
+    /// `Registry::remove` also tries: one of the two wins.
     fn fire(&self, w: &mut Worker, event: &Event<'_>, target: Target) {
         let k = target.slot as usize;
-        let live = w.gens[k / CHUNK][k % CHUNK].load(Ordering::Acquire) == target.gen;
+        let cell = &w.gens[k / CHUNK][k % CHUNK];
+        let live = if target.claim {
+            cell.compare_exchange(target.gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        } else {
+            cell.load(Ordering::Acquire) == target.gen
+        };
         if live {
             if let Some(handler) = w.handlers.get(k).and_then(Option::as_ref) {
                 bump(&self.counters.watch_calls);
@@ -917,18 +946,25 @@ impl zk_dispatcher {
         }
         if target.claim {
             // Fired for the last time: dropped now, so its free function runs
-            // right after the call.
+            // right after the call (or here, if the call was cancelled).
             if let Some(h) = w.handlers.get_mut(k) {
                 drop(h.take());
             }
             w.retired.push(target.slot);
-            bump(&self.counters.claimed);
+            if live {
+                bump(&self.counters.claimed);
+            }
         }
     }
 
     fn run_job(&self, job: Job, batch: &Batch, w: &mut Worker) {
         match job {
-            Job::Register { slot, handler } => {
+            Job::Register {
+                slot,
+                handler,
+                chunk,
+            } => {
+                w.gens.extend(chunk);
                 let k = slot as usize;
                 if w.handlers.len() <= k {
                     w.handlers.resize_with(k + 1, || None);
@@ -941,7 +977,6 @@ impl zk_dispatcher {
                 }
                 w.retired.push(slot);
             }
-            Job::Chunk(chunk) => w.gens.push(chunk),
             Job::RegisterListener(listener) => {
                 w.listeners.insert(listener.id, listener);
             }
@@ -1014,4 +1049,43 @@ struct Worker {
     gens: Vec<Arc<[AtomicU32]>>,
     listeners: HashMap<u64, Arc<DynListener>>,
     retired: Vec<u32>,
+}
+
+impl Worker {
+    /// Reads the generation and handler of each single-target event in
+    /// `jobs` before any is run: with a million watches these are cache
+    /// misses, and issued together they overlap instead of adding up.
+    fn touch(&self, jobs: &[Job]) {
+        let mut seen = 0usize;
+        for job in jobs {
+            if let Job::Event {
+                targets: Targets::One(t),
+                ..
+            } = job
+            {
+                let k = t.slot as usize;
+                if let Some(chunk) = self.gens.get(k / CHUNK) {
+                    seen ^= chunk[k % CHUNK].load(Ordering::Relaxed) as usize;
+                }
+                seen ^= usize::from(matches!(self.handlers.get(k), Some(Some(_))));
+            }
+        }
+        std::hint::black_box(seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_jobs_stay_small() {
+        // A node event is one job in the queue: keep it within a cache line.
+        assert!(
+            std::mem::size_of::<Job>() <= 64,
+            "{}",
+            std::mem::size_of::<Job>()
+        );
+        assert_eq!(std::mem::size_of::<Target>(), 12);
+    }
 }

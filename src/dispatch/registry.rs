@@ -66,7 +66,21 @@ impl From<zk_watch_kind> for Kind {
 enum State {
     Free,
     Live,
+    /// Fired for the last time, its call queued: no longer matched, but
+    /// still removable until the dispatch thread claims the call.
+    Popped,
+    /// Removed.
     Dead,
+}
+
+/// What `Registry::remove` did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Removed {
+    /// A live watch: release its handler on the dispatch thread.
+    Release(u32),
+    /// A fired watch whose call had not started: cancelled; the queued call
+    /// drops its handler.
+    Cancelled,
 }
 
 /// A watch (24 bytes).
@@ -114,8 +128,10 @@ impl Key {
 /// A watched path (64 bytes).
 struct PathEntry {
     key: Key,
-    hash: u32,
+    /// The first watch of the list and its generation: a path with one watch
+    /// (`head == tail`) is matched without reading its slot.
     head: u32,
+    head_gen: u32,
     tail: u32,
     /// `Kind::bit`s of the watches in the list.
     kinds: u8,
@@ -163,7 +179,8 @@ pub(super) struct Registry {
     index: PathIndex,
     hasher: PathHasher,
     live: usize,
-    /// Watches fired for the last time, ever (see `Worker::claimed`).
+    /// Watches fired for the last time and not cancelled, ever: those the
+    /// dispatch thread has not yet called are `popped - Counters::claimed`.
     popped: u64,
     recursive: usize,
     next_order: u64,
@@ -250,8 +267,8 @@ impl Registry {
                 let e = u32::try_from(self.entries.len()).expect("fewer than 2^32 paths");
                 self.entries.push(PathEntry {
                     key: Key::new(path),
-                    hash,
                     head: NIL,
+                    head_gen: 0,
                     tail: NIL,
                     kinds: 0,
                     data_since: 0,
@@ -281,6 +298,7 @@ impl Registry {
         let tail = std::mem::replace(&mut e.tail, slot);
         if tail == NIL {
             e.head = slot;
+            e.head_gen = gen;
         } else {
             self.slots[tail as usize].next = slot;
         }
@@ -296,37 +314,52 @@ impl Registry {
         }
     }
 
-    /// Removes a live watch by id; returns its slot, to release on the
-    /// dispatch thread. Jobs already queued for it are skipped from now on.
-    pub(super) fn remove(&mut self, id: u64) -> Option<u32> {
+    /// Removes a watch by id. Jobs already queued for it are skipped from
+    /// now on; `None` if no watch has this id or its last call has started.
+    pub(super) fn remove(&mut self, id: u64) -> Option<Removed> {
         if id & LISTENER_ID_BIT != 0 {
             return None;
         }
         let slot = id as u32;
         let gen = (id >> 32) as u32;
         let s = self.slots.get(slot as usize)?;
-        if s.state != State::Live || s.gen != gen {
+        if s.gen != gen {
             return None;
         }
-        let entry = s.entry;
-        self.gen_cell(slot).store(0, Ordering::Release);
-        self.kill(slot);
-        self.unlink_dead(entry);
-        Some(slot)
+        match s.state {
+            State::Live => {
+                let entry = s.entry;
+                self.gen_cell(slot).store(0, Ordering::Release);
+                self.kill(slot, State::Dead);
+                self.unlink_dead(entry);
+                Some(Removed::Release(slot))
+            }
+            // The dispatch thread claims a popped watch's call the same way:
+            // whoever swaps the generation out first wins.
+            State::Popped => {
+                self.gen_cell(slot)
+                    .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                    .ok()?;
+                self.popped -= 1;
+                Some(Removed::Cancelled)
+            }
+            State::Free | State::Dead => None,
+        }
     }
 
-    /// Marks a live slot dead; `unlink_dead` then takes it out of its list.
-    fn kill(&mut self, slot: u32) {
+    /// Takes a live slot out of matching (`Popped` or `Dead`); `unlink_dead`
+    /// then takes it out of its list.
+    fn kill(&mut self, slot: u32, state: State) {
         let s = &mut self.slots[slot as usize];
         debug_assert_eq!(s.state, State::Live);
-        s.state = State::Dead;
+        s.state = state;
         if s.kind == Kind::Recursive {
             self.recursive -= 1;
         }
         self.live -= 1;
     }
 
-    /// Takes the dead slots out of an entry's list (which keeps its order),
+    /// Takes the popped and dead slots out of an entry's list (which keeps its order),
     /// and the entry out of the index if its list empties.
     fn unlink_dead(&mut self, entry: u32) {
         let (mut head, mut tail, mut kinds) = (NIL, NIL, 0u8);
@@ -334,7 +367,7 @@ impl Registry {
         while cur != NIL {
             let s = &mut self.slots[cur as usize];
             let next = std::mem::replace(&mut s.next, NIL);
-            if s.state == State::Dead {
+            if s.state != State::Live {
                 s.entry = NIL;
             } else {
                 kinds |= s.kind.bit();
@@ -350,8 +383,10 @@ impl Registry {
         if head == NIL {
             self.drop_entry(entry);
         } else {
+            let head_gen = self.slots[head as usize].gen;
             let e = &mut self.entries[entry as usize];
             e.head = head;
+            e.head_gen = head_gen;
             e.tail = tail;
             e.kinds = kinds;
         }
@@ -360,10 +395,11 @@ impl Registry {
     /// Removes an empty entry: the last entry moves into its place.
     fn drop_entry(&mut self, entry: u32) {
         let gone = self.entries.swap_remove(entry as usize);
-        self.index.remove(gone.hash, entry);
+        self.index.remove(self.hasher.hash(gone.key.get()), entry);
         if let Some(moved) = self.entries.get(entry as usize) {
             let from = self.entries.len() as u32;
-            self.index.moved(moved.hash, from, entry);
+            self.index
+                .moved(self.hasher.hash(moved.key.get()), from, entry);
             let mut cur = moved.head;
             while cur != NIL {
                 self.slots[cur as usize].entry = entry;
@@ -379,7 +415,7 @@ impl Registry {
     pub(super) fn retire(&mut self, slots: &mut Vec<u32>) {
         for slot in slots.drain(..) {
             let s = &mut self.slots[slot as usize];
-            debug_assert_eq!(s.state, State::Dead);
+            debug_assert!(matches!(s.state, State::Popped | State::Dead));
             s.state = State::Free;
             if s.gen < GEN_LIMIT {
                 self.free.push(slot);
@@ -392,7 +428,12 @@ impl Registry {
     /// persistent-recursive rules, in that order. O(depth): one hashing pass
     /// over the path; the index slots of all its prefixes are read before
     /// any is searched, so their cache misses overlap.
-    pub(super) fn match_event(&mut self, event_type: zk_event_type, path: &[u8], out: &mut Vec<Target>) {
+    pub(super) fn match_event(
+        &mut self,
+        event_type: zk_event_type,
+        path: &[u8],
+        out: &mut Vec<Target>,
+    ) {
         let walk = self.recursive > 0 && event_type != zk_event_type::Child;
         let mut prefixes = std::mem::take(&mut self.prefixes);
         let hash = if walk {
@@ -446,7 +487,18 @@ impl Registry {
 
     /// Appends the entry's watches of `kind`, in list order; `claim` pops them.
     fn collect(&mut self, entry: u32, kind: Kind, claim: bool, out: &mut Vec<Target>) {
-        let mut cur = self.entries[entry as usize].head;
+        let e = &self.entries[entry as usize];
+        if e.head == e.tail && !claim {
+            // One watch, of this kind (the caller checked `kinds`).
+            debug_assert_eq!(self.slots[e.head as usize].gen, e.head_gen);
+            out.push(Target {
+                slot: e.head,
+                gen: e.head_gen,
+                claim,
+            });
+            return;
+        }
+        let mut cur = e.head;
         while cur != NIL {
             let s = &self.slots[cur as usize];
             let next = s.next;
@@ -457,7 +509,7 @@ impl Registry {
                     claim,
                 });
                 if claim {
-                    self.kill(cur);
+                    self.kill(cur, State::Popped);
                     self.popped += 1;
                 }
             }
@@ -501,11 +553,12 @@ impl Registry {
                 if claim {
                     if notify {
                         self.popped += 1;
+                        self.kill(cur, State::Popped);
                     } else {
                         self.gen_cell(cur).store(0, Ordering::Release);
                         out.released.push(cur);
+                        self.kill(cur, State::Dead);
                     }
-                    self.kill(cur);
                     any_dead = true;
                 }
                 cur = next;
@@ -561,14 +614,14 @@ mod tests {
         let a3 = r.add(b"/a", zk_watch_kind::ZK_WATCH_PERSISTENT);
         assert!(a1.chunk.is_some() && b1.chunk.is_none());
         assert_eq!(ids_on(&r, "/a"), vec![a1.slot, a2.slot, a3.slot]);
-        assert_eq!(r.remove(a2.id), Some(a2.slot));
+        assert_eq!(r.remove(a2.id), Some(Removed::Release(a2.slot)));
         assert_eq!(r.remove(a2.id), None, "removed twice");
         assert_eq!(ids_on(&r, "/a"), vec![a1.slot, a3.slot]);
         // Emptying /b moves the last entry (the long path) into its place.
-        assert_eq!(r.remove(b1.id), Some(b1.slot));
+        assert_eq!(r.remove(b1.id), Some(Removed::Release(b1.slot)));
         assert_eq!(ids_on(&r, "/b"), Vec::<u32>::new());
         assert_eq!(ids_on(&r, long), vec![l1.slot]);
-        assert_eq!(r.remove(l1.id), Some(l1.slot));
+        assert_eq!(r.remove(l1.id), Some(Removed::Release(l1.slot)));
         assert_eq!(r.live(), 2);
         // Dead slots come back only once retired, with a new generation.
         let mut gone = vec![a2.slot, b1.slot, l1.slot];
@@ -578,7 +631,10 @@ mod tests {
         assert_ne!(again.id, a2.id);
         assert_ne!(again.id, b1.id);
         assert_ne!(again.id, l1.id);
-        assert_eq!(r.remove(a2.id).or(r.remove(b1.id)).or(r.remove(l1.id)), None);
+        assert_eq!(
+            r.remove(a2.id).or(r.remove(b1.id)).or(r.remove(l1.id)),
+            None
+        );
     }
 
     #[test]
@@ -587,7 +643,7 @@ mod tests {
         let a = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
         r.slots[a.slot as usize].gen = GEN_LIMIT;
         let id = (u64::from(GEN_LIMIT) << 32) | u64::from(a.slot);
-        assert_eq!(r.remove(id), Some(a.slot));
+        assert_eq!(r.remove(id), Some(Removed::Release(a.slot)));
         r.retire(&mut vec![a.slot]);
         let b = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
         assert_ne!(b.slot, a.slot);
