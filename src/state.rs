@@ -81,16 +81,25 @@ impl zk_keeper_state {
     /// | -112      | Expired              | EXPIRED_SESSION   |
     ///
     /// Any other code (including the deprecated Unknown, -1) is an error.
+    #[inline]
     pub fn from_wire(code: i32) -> Result<zk_keeper_state, zk_status> {
-        Ok(match code {
-            0 | 1 => zk_keeper_state::Connecting,
-            3 | 6 => zk_keeper_state::Connected,
-            4 => zk_keeper_state::AuthFailed,
-            5 => zk_keeper_state::ConnectedRo,
-            7 => zk_keeper_state::Closed,
-            -112 => zk_keeper_state::ExpiredSession,
-            _ => return Err(zk_status::ZK_ERR_INVALID_KEEPER_STATE),
-        })
+        use zk_keeper_state::*;
+        // Codes 0 to 7 by table lookup (one load instead of a chain of bit tests).
+        const TABLE: [Option<zk_keeper_state>; 8] = [
+            Some(Connecting),
+            Some(Connecting),
+            None,
+            Some(Connected),
+            Some(AuthFailed),
+            Some(ConnectedRo),
+            Some(Connected),
+            Some(Closed),
+        ];
+        let state = match usize::try_from(code) {
+            Ok(i) => TABLE.get(i).copied().flatten(),
+            Err(_) => (code == -112).then_some(ExpiredSession),
+        };
+        state.ok_or(zk_status::ZK_ERR_INVALID_KEEPER_STATE)
     }
 
     /// Converts the official C client's `ZOO_*_STATE` codes (from `zoo_state()`

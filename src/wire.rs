@@ -23,54 +23,41 @@ pub struct WireEvent<'a> {
     pub zxid: i64,
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
+/// The fixed part of a `WatcherEvent`: int type, int state, int path length.
+const EVENT_HEAD: usize = 12;
+/// The reply header before a notification's event: int xid, long zxid, int err.
+const REPLY_HEADER: usize = 16;
+
+/// The big-endian int at `at` in a header (the bounds are checked at compile time).
+#[inline(always)]
+fn be_i32<const N: usize>(header: &[u8; N], at: usize) -> i32 {
+    i32::from_be_bytes(*header[at..].first_chunk::<4>().expect("within the header"))
 }
 
-impl<'a> Reader<'a> {
-    #[inline]
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], zk_status> {
-        let bytes = self
-            .buf
-            .get(self.at..)
-            .and_then(|rest| rest.get(..N))
-            .ok_or(zk_status::ZK_ERR_TRUNCATED)?;
-        self.at += N;
-        let mut out = [0u8; N];
-        out.copy_from_slice(bytes);
-        Ok(out)
+/// `Some(true)` if `bytes` is ASCII and at most 16 bytes long (paths usually
+/// are), else `None` (not known): no loop, two possibly overlapping 8-byte or
+/// 4-byte words, or single bytes, so that a short path costs a few
+/// straight-line instructions.
+#[inline(always)]
+fn short_ascii(bytes: &[u8]) -> Option<bool> {
+    const HIGH64: u64 = 0x8080_8080_8080_8080;
+    const HIGH32: u32 = 0x8080_8080;
+    if bytes.len() > 16 {
+        return None;
     }
+    let ascii = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (Some(a), Some(b)) => (u64::from_ne_bytes(*a) | u64::from_ne_bytes(*b)) & HIGH64 == 0,
+        _ => match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+            (Some(a), Some(b)) => (u32::from_ne_bytes(*a) | u32::from_ne_bytes(*b)) & HIGH32 == 0,
+            _ => bytes.iter().fold(0u8, |acc, &c| acc | c) < 0x80,
+        },
+    };
+    ascii.then_some(true)
+}
 
-    #[inline]
-    fn int(&mut self) -> Result<i32, zk_status> {
-        self.take::<4>().map(i32::from_be_bytes)
-    }
-
-    #[inline]
-    fn long(&mut self) -> Result<i64, zk_status> {
-        self.take::<8>().map(i64::from_be_bytes)
-    }
-
-    /// jute's `ustring`: an int length, -1 for null, then that many UTF-8 bytes.
-    #[inline]
-    /// Checked to be UTF-8 (ASCII, the usual case, a word at a time).
-    fn ustring(&mut self) -> Result<Option<&'a [u8]>, zk_status> {
-        let len = self.int()?;
-        if len == -1 {
-            return Ok(None);
-        }
-        let len = usize::try_from(len).map_err(|_| zk_status::ZK_ERR_NEGATIVE_LENGTH)?;
-        let rest = &self.buf[self.at..];
-        let bytes = rest
-            .get(..len)
-            .ok_or(zk_status::ZK_ERR_LENGTH_EXCEEDS_INPUT)?;
-        if !bytes.is_ascii() {
-            std::str::from_utf8(bytes).map_err(|_| zk_status::ZK_ERR_INVALID_UTF8)?;
-        }
-        self.at += len;
-        Ok(Some(bytes))
-    }
+/// Whether `bytes` is UTF-8: the general case.
+fn is_utf8(bytes: &[u8]) -> Option<bool> {
+    Some(bytes.is_ascii() || std::str::from_utf8(bytes).is_ok())
 }
 
 impl<'a> WireEvent<'a> {
@@ -80,17 +67,45 @@ impl<'a> WireEvent<'a> {
             .map(|p| std::str::from_utf8(p).expect("decoding checked the path is UTF-8"))
     }
 
-    #[inline]
-    fn read(r: &mut Reader<'a>, zxid: i64) -> Result<WireEvent<'a>, zk_status> {
-        let event_type = r.int()?;
-        let state = r.int()?;
-        let path = r.ustring()?;
-        Ok(WireEvent {
-            event_type: zk_event_type::from_wire(event_type)?,
-            state: zk_keeper_state::from_wire(state)?,
-            path,
-            zxid,
-        })
+    /// Reads a `WatcherEvent` at fixed offsets, no cursor. Checks, in this
+    /// order: the 12-byte head, the path length (-1 is null), the path bytes,
+    /// UTF-8 (`utf8(path)`: whether it is valid, or `None` to give up and
+    /// return `None`), the type, the state.
+    #[inline(always)]
+    fn read(
+        buf: &'a [u8],
+        zxid: i64,
+        utf8: fn(&[u8]) -> Option<bool>,
+    ) -> Option<Result<WireEvent<'a>, zk_status>> {
+        let Some((head, rest)) = buf.split_first_chunk::<EVENT_HEAD>() else {
+            return Some(Err(zk_status::ZK_ERR_TRUNCATED));
+        };
+        let event_type = be_i32(head, 0);
+        let state = be_i32(head, 4);
+        let path = match be_i32(head, 8) {
+            -1 => None,
+            len => {
+                // A negative length fails the conversion, one past the end the `get`.
+                let Ok(len) = usize::try_from(len) else {
+                    return Some(Err(zk_status::ZK_ERR_NEGATIVE_LENGTH));
+                };
+                let Some(path) = rest.get(..len) else {
+                    return Some(Err(zk_status::ZK_ERR_LENGTH_EXCEEDS_INPUT));
+                };
+                if !utf8(path)? {
+                    return Some(Err(zk_status::ZK_ERR_INVALID_UTF8));
+                }
+                Some(path)
+            }
+        };
+        Some((|| {
+            Ok(WireEvent {
+                event_type: zk_event_type::from_wire(event_type)?,
+                state: zk_keeper_state::from_wire(state)?,
+                path,
+                zxid,
+            })
+        })())
     }
 
     /// Decodes a jute `WatcherEvent` at the start of `buf`, as kazoo's
@@ -101,21 +116,56 @@ impl<'a> WireEvent<'a> {
     /// or state code, a short buffer, a negative length other than -1, a length
     /// past the end, or a path that is not UTF-8 is an error.
     pub fn decode(buf: &'a [u8]) -> Result<WireEvent<'a>, zk_status> {
-        Self::read(&mut Reader { buf, at: 0 }, ZK_ZXID_UNKNOWN)
+        Self::decode_short(buf).unwrap_or_else(|| Self::decode_with(buf, is_utf8))
+    }
+
+    /// [`WireEvent::decode`] for the common case only: `None` (give up) when
+    /// the path is longer than 16 bytes or not ASCII. Straight-line code that
+    /// calls nothing, for the C entry points to inline.
+    #[inline(always)]
+    pub(crate) fn decode_short(buf: &'a [u8]) -> Option<Result<WireEvent<'a>, zk_status>> {
+        Self::read(buf, ZK_ZXID_UNKNOWN, short_ascii)
+    }
+
+    #[inline(always)]
+    fn decode_with(
+        buf: &'a [u8],
+        utf8: fn(&[u8]) -> Option<bool>,
+    ) -> Result<WireEvent<'a>, zk_status> {
+        Self::read(buf, ZK_ZXID_UNKNOWN, utf8).unwrap_or(Err(zk_status::ZK_ERR_INVALID_UTF8))
     }
 
     /// Decodes a whole server notification: a reply header (int xid, which must
     /// be -1; long zxid; int err, ignored as kazoo ignores it) followed by a
     /// `WatcherEvent`. `buf` starts after the 4-byte frame length.
     pub fn decode_notification(buf: &'a [u8]) -> Result<WireEvent<'a>, zk_status> {
-        let mut r = Reader { buf, at: 0 };
-        let xid = r.int()?;
-        let zxid = r.long()?;
-        let _err = r.int()?;
-        if xid != ZK_WATCH_XID {
-            return Err(zk_status::ZK_ERR_NOT_A_NOTIFICATION);
+        Self::decode_notification_short(buf).unwrap_or_else(|| {
+            Self::notification_with(buf, is_utf8).unwrap_or(Err(zk_status::ZK_ERR_INVALID_UTF8))
+        })
+    }
+
+    /// [`WireEvent::decode_notification`] for the common case only, as
+    /// [`WireEvent::decode_short`].
+    #[inline(always)]
+    pub(crate) fn decode_notification_short(
+        buf: &'a [u8],
+    ) -> Option<Result<WireEvent<'a>, zk_status>> {
+        Self::notification_with(buf, short_ascii)
+    }
+
+    #[inline(always)]
+    fn notification_with(
+        buf: &'a [u8],
+        utf8: fn(&[u8]) -> Option<bool>,
+    ) -> Option<Result<WireEvent<'a>, zk_status>> {
+        let Some((header, event)) = buf.split_first_chunk::<REPLY_HEADER>() else {
+            return Some(Err(zk_status::ZK_ERR_TRUNCATED));
+        };
+        if be_i32(header, 0) != ZK_WATCH_XID {
+            return Some(Err(zk_status::ZK_ERR_NOT_A_NOTIFICATION));
         }
-        Self::read(&mut r, zxid)
+        let zxid = i64::from_be_bytes(*header[4..].first_chunk::<8>().expect("16 = 4 + 8 + 4"));
+        Self::read(event, zxid, utf8)
     }
 }
 
@@ -208,6 +258,68 @@ mod tests {
         assert_eq!(WireEvent::decode(&neg), Err(ZK_ERR_NEGATIVE_LENGTH));
         neg[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
         assert_eq!(WireEvent::decode(&neg), Err(ZK_ERR_LENGTH_EXCEEDS_INPUT));
+    }
+
+    /// The straight-line path (at most 16 ASCII bytes) and the general one
+    /// agree, whatever the length and wherever a non-ASCII byte is.
+    #[test]
+    fn every_length_and_non_ascii_position() {
+        for len in 0..=40usize {
+            let ascii: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let buf = event(3, 3, Some(&ascii));
+            let e = WireEvent::decode(&buf).unwrap();
+            assert_eq!(e.path, Some(&ascii[..]));
+            let short = WireEvent::decode_short(&buf);
+            assert_eq!(short, (len <= 16).then_some(Ok(e)), "len {len}");
+            for at in 0..len {
+                // A lone continuation byte, a bare lead byte, DEL (ASCII).
+                for (b, ok) in [(0x80u8, false), (0xc3, false), (0xff, false), (0x7f, true)] {
+                    let mut p = ascii.clone();
+                    p[at] = b;
+                    let buf = event(3, 3, Some(&p));
+                    let r = WireEvent::decode(&buf);
+                    if ok {
+                        assert_eq!(r.unwrap().path, Some(&p[..]));
+                    } else {
+                        assert_eq!(r, Err(zk_status::ZK_ERR_INVALID_UTF8), "len {len} at {at}");
+                        assert_eq!(WireEvent::decode_short(&buf), None);
+                    }
+                }
+                if at + 2 <= len {
+                    // "é" (C3 A9): valid UTF-8, not ASCII.
+                    let mut p = ascii.clone();
+                    p[at..at + 2].copy_from_slice("é".as_bytes());
+                    let buf = event(3, 3, Some(&p));
+                    assert_eq!(
+                        WireEvent::decode(&buf).unwrap().path_str(),
+                        std::str::from_utf8(&p).ok()
+                    );
+                    let mut n = vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0];
+                    n.extend_from_slice(&buf);
+                    let e = WireEvent::decode_notification(&n).unwrap();
+                    assert_eq!((e.zxid, e.path), (9, Some(&p[..])));
+                }
+            }
+        }
+        // Errors take precedence in the same order on both paths: the path
+        // before the type and the state.
+        for len in [10usize, 20] {
+            let mut p = vec![b'x'; len];
+            p[len - 1] = 0x80;
+            assert_eq!(
+                WireEvent::decode(&event(9, 2, Some(&p))),
+                Err(zk_status::ZK_ERR_INVALID_UTF8)
+            );
+            let p = vec![b'x'; len];
+            assert_eq!(
+                WireEvent::decode(&event(9, 2, Some(&p))),
+                Err(zk_status::ZK_ERR_INVALID_EVENT_TYPE)
+            );
+            assert_eq!(
+                WireEvent::decode(&event(1, 2, Some(&p))),
+                Err(zk_status::ZK_ERR_INVALID_KEEPER_STATE)
+            );
+        }
     }
 
     #[test]
