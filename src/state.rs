@@ -83,24 +83,25 @@ impl zk_keeper_state {
     /// Any other code (including the deprecated Unknown, -1) is an error.
     #[inline]
     pub fn from_wire(code: i32) -> Result<zk_keeper_state, zk_status> {
-        use zk_keeper_state::*;
-        // Codes 0 to 7 by table lookup (one load instead of a chain of bit tests).
-        const TABLE: [Option<zk_keeper_state>; 8] = [
-            Some(Connecting),
-            Some(Connecting),
-            None,
-            Some(Connected),
-            Some(AuthFailed),
-            Some(ConnectedRo),
-            Some(Connected),
-            Some(Closed),
-        ];
         let state = match usize::try_from(code) {
-            Ok(i) => TABLE.get(i).copied().flatten(),
-            Err(_) => (code == -112).then_some(ExpiredSession),
+            Ok(i) => Self::WIRE_0_TO_7.get(i).copied().flatten(),
+            Err(_) => (code == -112).then_some(zk_keeper_state::ExpiredSession),
         };
         state.ok_or(zk_status::ZK_ERR_INVALID_KEEPER_STATE)
     }
+
+    /// [`zk_keeper_state::from_wire`] for the wire codes 0 to 7, as a table
+    /// (one load instead of a chain of bit tests).
+    pub(crate) const WIRE_0_TO_7: [Option<zk_keeper_state>; 8] = [
+        Some(zk_keeper_state::Connecting),
+        Some(zk_keeper_state::Connecting),
+        None,
+        Some(zk_keeper_state::Connected),
+        Some(zk_keeper_state::AuthFailed),
+        Some(zk_keeper_state::ConnectedRo),
+        Some(zk_keeper_state::Connected),
+        Some(zk_keeper_state::Closed),
+    ];
 
     /// Converts the official C client's `ZOO_*_STATE` codes (from `zoo_state()`
     /// or a watcher's `state` argument):

@@ -27,37 +27,26 @@ pub struct WireEvent<'a> {
 const EVENT_HEAD: usize = 12;
 /// The reply header before a notification's event: int xid, long zxid, int err.
 const REPLY_HEADER: usize = 16;
+/// The longest path the straight-line decoders take.
+const SHORT_PATH: usize = 16;
+
+/// [`zk_event_type::from_wire`] for the codes 0 to 7: the node events a
+/// server sends.
+const NODE_EVENT_TYPES: [Option<zk_event_type>; 8] = [
+    None,
+    Some(zk_event_type::Created),
+    Some(zk_event_type::Deleted),
+    Some(zk_event_type::Changed),
+    Some(zk_event_type::Child),
+    Some(zk_event_type::DataWatchRemoved),
+    Some(zk_event_type::ChildWatchRemoved),
+    Some(zk_event_type::PersistentWatchRemoved),
+];
 
 /// The big-endian int at `at` in a header (the bounds are checked at compile time).
 #[inline(always)]
 fn be_i32<const N: usize>(header: &[u8; N], at: usize) -> i32 {
     i32::from_be_bytes(*header[at..].first_chunk::<4>().expect("within the header"))
-}
-
-/// `Some(true)` if `bytes` is ASCII and at most 16 bytes long (paths usually
-/// are), else `None` (not known): no loop, two possibly overlapping 8-byte or
-/// 4-byte words, or single bytes, so that a short path costs a few
-/// straight-line instructions.
-#[inline(always)]
-fn short_ascii(bytes: &[u8]) -> Option<bool> {
-    const HIGH64: u64 = 0x8080_8080_8080_8080;
-    const HIGH32: u32 = 0x8080_8080;
-    if bytes.len() > 16 {
-        return None;
-    }
-    let ascii = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
-        (Some(a), Some(b)) => (u64::from_ne_bytes(*a) | u64::from_ne_bytes(*b)) & HIGH64 == 0,
-        _ => match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
-            (Some(a), Some(b)) => (u32::from_ne_bytes(*a) | u32::from_ne_bytes(*b)) & HIGH32 == 0,
-            _ => bytes.iter().fold(0u8, |acc, &c| acc | c) < 0x80,
-        },
-    };
-    ascii.then_some(true)
-}
-
-/// Whether `bytes` is UTF-8: the general case.
-fn is_utf8(bytes: &[u8]) -> Option<bool> {
-    Some(bytes.is_ascii() || std::str::from_utf8(bytes).is_ok())
 }
 
 impl<'a> WireEvent<'a> {
@@ -69,43 +58,68 @@ impl<'a> WireEvent<'a> {
 
     /// Reads a `WatcherEvent` at fixed offsets, no cursor. Checks, in this
     /// order: the 12-byte head, the path length (-1 is null), the path bytes,
-    /// UTF-8 (`utf8(path)`: whether it is valid, or `None` to give up and
-    /// return `None`), the type, the state.
-    #[inline(always)]
-    fn read(
-        buf: &'a [u8],
-        zxid: i64,
-        utf8: fn(&[u8]) -> Option<bool>,
-    ) -> Option<Result<WireEvent<'a>, zk_status>> {
-        let Some((head, rest)) = buf.split_first_chunk::<EVENT_HEAD>() else {
-            return Some(Err(zk_status::ZK_ERR_TRUNCATED));
-        };
-        let event_type = be_i32(head, 0);
-        let state = be_i32(head, 4);
+    /// UTF-8, the type, the state.
+    #[inline]
+    fn read(buf: &'a [u8], zxid: i64) -> Result<WireEvent<'a>, zk_status> {
+        let (head, rest) = buf
+            .split_first_chunk::<EVENT_HEAD>()
+            .ok_or(zk_status::ZK_ERR_TRUNCATED)?;
         let path = match be_i32(head, 8) {
             -1 => None,
             len => {
                 // A negative length fails the conversion, one past the end the `get`.
-                let Ok(len) = usize::try_from(len) else {
-                    return Some(Err(zk_status::ZK_ERR_NEGATIVE_LENGTH));
-                };
-                let Some(path) = rest.get(..len) else {
-                    return Some(Err(zk_status::ZK_ERR_LENGTH_EXCEEDS_INPUT));
-                };
-                if !utf8(path)? {
-                    return Some(Err(zk_status::ZK_ERR_INVALID_UTF8));
+                let len = usize::try_from(len).map_err(|_| zk_status::ZK_ERR_NEGATIVE_LENGTH)?;
+                let path = rest
+                    .get(..len)
+                    .ok_or(zk_status::ZK_ERR_LENGTH_EXCEEDS_INPUT)?;
+                if !path.is_ascii() && std::str::from_utf8(path).is_err() {
+                    return Err(zk_status::ZK_ERR_INVALID_UTF8);
                 }
                 Some(path)
             }
         };
-        Some((|| {
-            Ok(WireEvent {
-                event_type: zk_event_type::from_wire(event_type)?,
-                state: zk_keeper_state::from_wire(state)?,
-                path,
-                zxid,
-            })
-        })())
+        Ok(WireEvent {
+            event_type: zk_event_type::from_wire(be_i32(head, 0))?,
+            state: zk_keeper_state::from_wire(be_i32(head, 4))?,
+            path,
+            zxid,
+        })
+    }
+
+    /// [`WireEvent::read`] for the common case only: a server notification's
+    /// event (type 1 to 7, state 0 to 7) whose path is at most 16 ASCII bytes.
+    /// `None` for anything else (a null, long or non-ASCII path, a session
+    /// event, any error...), which [`WireEvent::read`] then decodes;
+    /// where it gives a result, it is `read`'s. Straight-line code that calls
+    /// nothing and has one way out for every "anything else".
+    #[inline(always)]
+    fn read_short(buf: &'a [u8], zxid: i64) -> Option<WireEvent<'a>> {
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let (head, _) = buf.split_first_chunk::<EVENT_HEAD>()?;
+        // As unsigned: -1 (null) and every negative length are above 16.
+        let len = be_i32(head, 8) as u32 as usize;
+        if len > SHORT_PATH {
+            return None;
+        }
+        let event = buf.get(..EVENT_HEAD + len)?;
+        // The last 16 bytes of the event (or all 12 to 16 of them), as two
+        // possibly overlapping words: the whole path, and before it bytes of
+        // the head, whose high bits are clear too for a type 1 to 7, a state
+        // 0 to 7 and a length of at most 16. So no high bit at all: ASCII.
+        let a = event[len.saturating_sub(4)..].first_chunk::<8>()?;
+        let b = event.last_chunk::<8>()?;
+        if (u64::from_ne_bytes(*a) | u64::from_ne_bytes(*b)) & HIGH != 0 {
+            return None;
+        }
+        // Type and state by table lookup: one bounds check and one load each.
+        let event_type = NODE_EVENT_TYPES.get(be_i32(head, 0) as u32 as usize)?;
+        let state = zk_keeper_state::WIRE_0_TO_7.get(be_i32(head, 4) as u32 as usize)?;
+        Some(WireEvent {
+            event_type: (*event_type)?,
+            state: (*state)?,
+            path: Some(&event[EVENT_HEAD..]),
+            zxid,
+        })
     }
 
     /// Decodes a jute `WatcherEvent` at the start of `buf`, as kazoo's
@@ -116,56 +130,41 @@ impl<'a> WireEvent<'a> {
     /// or state code, a short buffer, a negative length other than -1, a length
     /// past the end, or a path that is not UTF-8 is an error.
     pub fn decode(buf: &'a [u8]) -> Result<WireEvent<'a>, zk_status> {
-        Self::decode_short(buf).unwrap_or_else(|| Self::decode_with(buf, is_utf8))
+        Self::read(buf, ZK_ZXID_UNKNOWN)
     }
 
-    /// [`WireEvent::decode`] for the common case only: `None` (give up) when
-    /// the path is longer than 16 bytes or not ASCII. Straight-line code that
-    /// calls nothing, for the C entry points to inline.
+    /// [`WireEvent::decode`] for the common case only (see
+    /// [`WireEvent::read_short`]): `None` means "call `decode`", not an error.
+    /// For the C entry points to inline.
     #[inline(always)]
-    pub(crate) fn decode_short(buf: &'a [u8]) -> Option<Result<WireEvent<'a>, zk_status>> {
-        Self::read(buf, ZK_ZXID_UNKNOWN, short_ascii)
-    }
-
-    #[inline(always)]
-    fn decode_with(
-        buf: &'a [u8],
-        utf8: fn(&[u8]) -> Option<bool>,
-    ) -> Result<WireEvent<'a>, zk_status> {
-        Self::read(buf, ZK_ZXID_UNKNOWN, utf8).unwrap_or(Err(zk_status::ZK_ERR_INVALID_UTF8))
+    pub(crate) fn decode_short(buf: &'a [u8]) -> Option<WireEvent<'a>> {
+        Self::read_short(buf, ZK_ZXID_UNKNOWN)
     }
 
     /// Decodes a whole server notification: a reply header (int xid, which must
     /// be -1; long zxid; int err, ignored as kazoo ignores it) followed by a
     /// `WatcherEvent`. `buf` starts after the 4-byte frame length.
     pub fn decode_notification(buf: &'a [u8]) -> Result<WireEvent<'a>, zk_status> {
-        Self::decode_notification_short(buf).unwrap_or_else(|| {
-            Self::notification_with(buf, is_utf8).unwrap_or(Err(zk_status::ZK_ERR_INVALID_UTF8))
-        })
+        let (zxid, event) = Self::reply_header(buf).ok_or(zk_status::ZK_ERR_TRUNCATED)?;
+        let zxid = zxid.ok_or(zk_status::ZK_ERR_NOT_A_NOTIFICATION)?;
+        Self::read(event, zxid)
     }
 
     /// [`WireEvent::decode_notification`] for the common case only, as
     /// [`WireEvent::decode_short`].
     #[inline(always)]
-    pub(crate) fn decode_notification_short(
-        buf: &'a [u8],
-    ) -> Option<Result<WireEvent<'a>, zk_status>> {
-        Self::notification_with(buf, short_ascii)
+    pub(crate) fn decode_notification_short(buf: &'a [u8]) -> Option<WireEvent<'a>> {
+        let (zxid, event) = Self::reply_header(buf)?;
+        Self::read_short(event, zxid?)
     }
 
+    /// A notification's reply header: `None` if `buf` is too short for it,
+    /// else the zxid (`None` if the xid is not -1) and the bytes after it.
     #[inline(always)]
-    fn notification_with(
-        buf: &'a [u8],
-        utf8: fn(&[u8]) -> Option<bool>,
-    ) -> Option<Result<WireEvent<'a>, zk_status>> {
-        let Some((header, event)) = buf.split_first_chunk::<REPLY_HEADER>() else {
-            return Some(Err(zk_status::ZK_ERR_TRUNCATED));
-        };
-        if be_i32(header, 0) != ZK_WATCH_XID {
-            return Some(Err(zk_status::ZK_ERR_NOT_A_NOTIFICATION));
-        }
+    fn reply_header(buf: &'a [u8]) -> Option<(Option<i64>, &'a [u8])> {
+        let (header, event) = buf.split_first_chunk::<REPLY_HEADER>()?;
         let zxid = i64::from_be_bytes(*header[4..].first_chunk::<8>().expect("16 = 4 + 8 + 4"));
-        Self::read(event, zxid, utf8)
+        Some(((be_i32(header, 0) == ZK_WATCH_XID).then_some(zxid), event))
     }
 }
 
@@ -270,7 +269,7 @@ mod tests {
             let e = WireEvent::decode(&buf).unwrap();
             assert_eq!(e.path, Some(&ascii[..]));
             let short = WireEvent::decode_short(&buf);
-            assert_eq!(short, (len <= 16).then_some(Ok(e)), "len {len}");
+            assert_eq!(short, (len <= 16).then_some(e), "len {len}");
             for at in 0..len {
                 // A lone continuation byte, a bare lead byte, DEL (ASCII).
                 for (b, ok) in [(0x80u8, false), (0xc3, false), (0xff, false), (0x7f, true)] {
@@ -320,6 +319,52 @@ mod tests {
                 Err(zk_status::ZK_ERR_INVALID_KEEPER_STATE)
             );
         }
+    }
+
+    /// Wherever the straight-line decoders give a result, it is the general
+    /// decoders' result; and they give one for every node event with a short
+    /// ASCII path.
+    #[test]
+    fn short_decoders_agree_with_general_ones() {
+        let paths: [&[u8]; 8] = [
+            b"",
+            b"/",
+            b"/ab",
+            b"/abc",
+            b"/app/n-001",
+            b"/0123456789abcde",
+            b"/\x7f",
+            b"/\xc3\xa9",
+        ];
+        let mut checked = 0;
+        for t in [-3, -2, -1, 0, 1, 2, 4, 7, 8, 0x100, i32::MIN] {
+            for s in [-113, -112, -1, 0, 1, 2, 3, 6, 7, 8, 0x300] {
+                for path in paths.iter().map(|p| Some(*p)).chain([None]) {
+                    let full = event(t, s, path);
+                    for cut in 0..=full.len() + 2 {
+                        let mut buf = full.clone();
+                        buf.resize(cut, b'z');
+                        let mut n =
+                            vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0, 0];
+                        n.extend_from_slice(&buf);
+                        if let Some(e) = WireEvent::decode_short(&buf) {
+                            assert_eq!(Ok(e), WireEvent::decode(&buf));
+                            checked += 1;
+                        }
+                        if let Some(e) = WireEvent::decode_notification_short(&n) {
+                            assert_eq!(Ok(e), WireEvent::decode_notification(&n));
+                        }
+                        let common = (1..=7).contains(&t) && (0..=7).contains(&s) && s != 2;
+                        let short = path.is_some_and(|p| p.len() <= 16 && p.is_ascii());
+                        if common && short && cut >= full.len() {
+                            assert!(WireEvent::decode_short(&buf).is_some(), "{t} {s} {path:?}");
+                            assert!(WireEvent::decode_notification_short(&n).is_some());
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 5 * 7 * 3); // types, states, paths, lengths
     }
 
     #[test]

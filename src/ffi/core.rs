@@ -327,15 +327,17 @@ fn fill_event(event: &WireEvent<'_>) -> zk_watched_event {
     zk_watched_event::new(event.event_type, event.state, event.path, event.zxid)
 }
 
-/// A decoder for the common case: `None` when it gives up.
-type ShortDecoder = for<'a> fn(&'a [u8]) -> Option<Result<WireEvent<'a>, zk_status>>;
+/// A decoder for the common case: `None` when it leaves the input to the general decoder.
+type ShortDecoder = for<'a> fn(&'a [u8]) -> Option<WireEvent<'a>>;
 /// A whole entry point.
 type EntryPoint = unsafe extern "C" fn(*const u8, usize, *mut zk_watched_event) -> i32;
 
-/// The body of the event decoders' entry points: the common case (`short`,
-/// see [`WireEvent::decode_short`]) inline, in a body that calls nothing and
-/// so needs no stack frame; anything else (a long or non-ASCII path) is a tail
-/// call to `general`, an out-of-line entry point with its own panic boundary.
+/// The body of the event decoders' entry points. The common case (a valid
+/// event with a short ASCII path, see [`WireEvent::decode_short`]) is
+/// decoded inline, in straight-line code that calls nothing and so needs no
+/// stack frame; anything else, errors included, is a tail call to `general`,
+/// an out-of-line entry point with its own panic boundary that decodes any
+/// input and returns the documented status.
 #[inline(always)]
 unsafe fn decode_event(
     buf: *const u8,
@@ -345,18 +347,13 @@ unsafe fn decode_event(
     general: EntryPoint,
 ) -> i32 {
     let status: Option<i32> = ffi_boundary! {
-        let result: Result<Option<()>, zk_status> = (|| {
-            let bytes = bytes_in(buf, len)?;
-            let out = Out::new(out)?;
-            let Some(event) = short(bytes) else { return Ok(None) };
-            out.write(fill_event(&event?));
-            Ok(Some(()))
-        })();
-        match result {
-            Ok(Some(())) => Some(zk_status::ZK_OK as i32),
-            Ok(None) => None,
-            Err(e) => Some(e as i32),
-        }
+        (|| {
+            let bytes = bytes_in(buf, len).ok()?;
+            let out = Out::new(out).ok()?;
+            let event = short(bytes)?;
+            out.write(fill_event(&event));
+            Some(zk_status::ZK_OK as i32)
+        })()
     };
     match status {
         Some(status) => status,
