@@ -43,6 +43,21 @@ const NODE_EVENT_TYPES: [Option<zk_event_type>; 8] = [
     Some(zk_event_type::PersistentWatchRemoved),
 ];
 
+/// The type and state of an event whose type code `t` and state code `s`
+/// are both 0 to 7, at `t * 8 + s`: as `zk_event_type::from_wire` and
+/// `zk_keeper_state::from_wire` give them, `None` where either is an error.
+const NODE_EVENTS: [Option<(zk_event_type, zk_keeper_state)>; 64] = {
+    let mut table = [None; 64];
+    let mut i = 0;
+    while i < 64 {
+        if let (Some(t), Some(s)) = (NODE_EVENT_TYPES[i / 8], zk_keeper_state::WIRE_0_TO_7[i % 8]) {
+            table[i] = Some((t, s));
+        }
+        i += 1;
+    }
+    table
+};
+
 /// The big-endian int at `at` in a header (the bounds are checked at compile time).
 #[inline(always)]
 fn be_i32<const N: usize>(header: &[u8; N], at: usize) -> i32 {
@@ -111,12 +126,16 @@ impl<'a> WireEvent<'a> {
         if (u64::from_ne_bytes(*a) | u64::from_ne_bytes(*b)) & HIGH != 0 {
             return None;
         }
-        // Type and state by table lookup: one bounds check and one load each.
-        let event_type = NODE_EVENT_TYPES.get(be_i32(head, 0) as u32 as usize)?;
-        let state = zk_keeper_state::WIRE_0_TO_7.get(be_i32(head, 4) as u32 as usize)?;
+        // Type and state at once: both 0 to 7 (every other bit clear), then
+        // one table lookup.
+        let codes = u64::from_be_bytes(*head.first_chunk::<8>().expect("12 = 8 + 4"));
+        if codes & !0x0000_0007_0000_0007 != 0 {
+            return None;
+        }
+        let (event_type, state) = NODE_EVENTS[((codes >> 29 | codes) & 63) as usize]?;
         Some(WireEvent {
-            event_type: (*event_type)?,
-            state: (*state)?,
+            event_type,
+            state,
             path: Some(&event[EVENT_HEAD..]),
             zxid,
         })
