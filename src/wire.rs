@@ -27,8 +27,24 @@ pub struct WireEvent<'a> {
 const EVENT_HEAD: usize = 12;
 /// The reply header before a notification's event: int xid, long zxid, int err.
 const REPLY_HEADER: usize = 16;
-/// The longest path the straight-line decoders take.
+/// The longest path the decoders check without a loop.
 const SHORT_PATH: usize = 16;
+
+/// The high bit of every byte of a word.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether `bytes` (at least 8 of them) are ASCII: 8-byte words ORed together
+/// (the last word overlapping the others), no early exit.
+#[inline(always)]
+fn words_are_ascii(bytes: &[u8]) -> bool {
+    let mut acc = bytes
+        .last_chunk::<8>()
+        .map_or(0, |w| u64::from_ne_bytes(*w));
+    for word in bytes.chunks_exact(8) {
+        acc |= u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+    }
+    acc & HIGH_BITS == 0
+}
 
 /// [`zk_event_type::from_wire`] for the codes 0 to 7: the node events a
 /// server sends.
@@ -102,28 +118,29 @@ impl<'a> WireEvent<'a> {
     }
 
     /// [`WireEvent::read`] for the common case only: a server notification's
-    /// event (type 1 to 7, state 0 to 7) whose path is at most 16 ASCII bytes.
-    /// `None` for anything else (a null, long or non-ASCII path, a session
-    /// event, any error...), which [`WireEvent::read`] then decodes;
-    /// where it gives a result, it is `read`'s. Straight-line code that calls
-    /// nothing and has one way out for every "anything else".
+    /// event (type 1 to 7, state 0 to 7) with an ASCII path. `None` for
+    /// anything else (a null or non-ASCII path, a session event, any
+    /// error...), which [`WireEvent::read`] then decodes; where it gives a
+    /// result, it is `read`'s. Code that calls nothing and has one way out
+    /// for every "anything else"; straight-line for paths of at most 16 bytes.
     #[inline(always)]
     fn read_short(buf: &'a [u8], zxid: i64) -> Option<WireEvent<'a>> {
-        const HIGH: u64 = 0x8080_8080_8080_8080;
         let (head, _) = buf.split_first_chunk::<EVENT_HEAD>()?;
-        // As unsigned: -1 (null) and every negative length are above 16.
+        // As unsigned, -1 (null) and every negative length are past the end.
         let len = be_i32(head, 8) as u32 as usize;
-        if len > SHORT_PATH {
-            return None;
-        }
         let event = buf.get(..EVENT_HEAD + len)?;
-        // The last 16 bytes of the event (or all 12 to 16 of them), as two
-        // possibly overlapping words: the whole path, and before it bytes of
-        // the head, whose high bits are clear too for a type 1 to 7, a state
-        // 0 to 7 and a length of at most 16. So no high bit at all: ASCII.
-        let a = event[len.saturating_sub(4)..].first_chunk::<8>()?;
-        let b = event.last_chunk::<8>()?;
-        if (u64::from_ne_bytes(*a) | u64::from_ne_bytes(*b)) & HIGH != 0 {
+        let ascii = if len <= SHORT_PATH {
+            // The last 16 bytes of the event (or all 12 to 16 of them), as
+            // two possibly overlapping words: the whole path, and before it
+            // bytes of the head, whose high bits are clear too for a type 1
+            // to 7, a state 0 to 7 and a length of at most 16.
+            let a = event[len.saturating_sub(4)..].first_chunk::<8>()?;
+            let b = event.last_chunk::<8>()?;
+            (u64::from_ne_bytes(*a) | u64::from_ne_bytes(*b)) & HIGH_BITS == 0
+        } else {
+            words_are_ascii(&event[EVENT_HEAD..])
+        };
+        if !ascii {
             return None;
         }
         // Type and state at once: both 0 to 7 (every other bit clear), then
@@ -287,8 +304,7 @@ mod tests {
             let buf = event(3, 3, Some(&ascii));
             let e = WireEvent::decode(&buf).unwrap();
             assert_eq!(e.path, Some(&ascii[..]));
-            let short = WireEvent::decode_short(&buf);
-            assert_eq!(short, (len <= 16).then_some(e), "len {len}");
+            assert_eq!(WireEvent::decode_short(&buf), Some(e), "len {len}");
             for at in 0..len {
                 // A lone continuation byte, a bare lead byte, DEL (ASCII).
                 for (b, ok) in [(0x80u8, false), (0xc3, false), (0xff, false), (0x7f, true)] {
@@ -345,7 +361,7 @@ mod tests {
     /// ASCII path.
     #[test]
     fn short_decoders_agree_with_general_ones() {
-        let paths: [&[u8]; 8] = [
+        let paths: [&[u8]; 10] = [
             b"",
             b"/",
             b"/ab",
@@ -354,6 +370,8 @@ mod tests {
             b"/0123456789abcde",
             b"/\x7f",
             b"/\xc3\xa9",
+            b"/app/svc17/sh0/g1/g3/999999",
+            b"/app/svc17/sh0/g1/g3/\xc3\xa9/999999",
         ];
         let mut checked = 0;
         for t in [-3, -2, -1, 0, 1, 2, 4, 7, 8, 0x100, i32::MIN] {
@@ -374,7 +392,7 @@ mod tests {
                             assert_eq!(Ok(e), WireEvent::decode_notification(&n));
                         }
                         let common = (1..=7).contains(&t) && (0..=7).contains(&s) && s != 2;
-                        let short = path.is_some_and(|p| p.len() <= 16 && p.is_ascii());
+                        let short = path.is_some_and(|p| p.is_ascii());
                         if common && short && cut >= full.len() {
                             assert!(WireEvent::decode_short(&buf).is_some(), "{t} {s} {path:?}");
                             assert!(WireEvent::decode_notification_short(&n).is_some());
@@ -383,7 +401,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 4 * 5 * 7 * 3); // types, states, paths, lengths
+        assert_eq!(checked, 4 * 5 * 8 * 3); // types, states, paths, lengths
     }
 
     #[test]
