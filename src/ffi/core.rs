@@ -332,10 +332,11 @@ type ShortDecoder = for<'a> fn(&'a [u8]) -> Option<WireEvent<'a>>;
 /// A whole entry point.
 type EntryPoint = unsafe extern "C" fn(*const u8, usize, *mut zk_watched_event) -> i32;
 
-/// The body of the event decoders' entry points. The common case (a valid
-/// event with a short ASCII path, see [`WireEvent::decode_short`]) is
-/// decoded inline, in straight-line code that calls nothing and so needs no
-/// stack frame; anything else, errors included, is a tail call to `general`,
+/// The body of the event decoders' entry points. The common case (a node
+/// event with an ASCII path, see [`WireEvent::decode_short`]) is decoded
+/// inline, in code that calls nothing and so needs no stack frame
+/// (straight-line for paths of at most 16 bytes); anything else, errors
+/// included, is a tail call to `general`,
 /// an out-of-line entry point with its own panic boundary that decodes any
 /// input and returns the documented status.
 #[inline(always)]
