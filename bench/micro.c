@@ -11,11 +11,20 @@
  * Prints "<figure>.<variant> <ns per call of each repetition>". Every baseline's output is
  * checked against the library's first ("check.* 1" lines).
  *
- * Build: see scripts/bench (-DHAVE_ZKC links libzookeeper_mt.a). */
+ * Build: see scripts/bench (-DHAVE_ZKC links libzookeeper_mt.a). scripts/bench builds it twice:
+ * against libzk_states.so (calls through the PLT, as a dynamically linked program makes them)
+ * and, with -DZK_STATIC, against libzk_states.a (direct calls); the static build prefixes
+ * every key with "static." so that both land in one report. */
 #include "baselines.h"
 #ifdef HAVE_ZKC
 #include <zookeeper/recordio.h>
 #include <zookeeper/zookeeper.jute.h>
+#endif
+
+#ifdef ZK_STATIC
+#define KEY_PREFIX "static." /* linked against libzk_states.a */
+#else
+#define KEY_PREFIX "" /* linked against libzk_states.so */
 #endif
 
 #define NIN 64 /* distinct inputs, cycled so nothing is loop-invariant */
@@ -136,7 +145,7 @@ static int stat_eq(const zk_stat *a, const zk_stat *b) {
 }
 
 static void check(const char *what, int ok) {
-    printf("check.%s %d\n", what, ok);
+    printf("check.%s%s %d\n", KEY_PREFIX, what, ok);
     if (!ok) fprintf(stderr, "micro: baseline check FAILED: %s\n", what);
 }
 
@@ -199,6 +208,10 @@ int main(int argc, char **argv) {
     }
     for (int r = 0; r < reps; r++)
         for (size_t b = 0; b < NB; b++) v[b][r] = time_per_call(benches[b].fn, n[b]);
-    for (size_t b = 0; b < NB; b++) put_reps(benches[b].key, v[b], (size_t)reps);
+    for (size_t b = 0; b < NB; b++) {
+        char key[96];
+        snprintf(key, sizeof key, "%s%s", KEY_PREFIX, benches[b].key);
+        put_reps(key, v[b], (size_t)reps);
+    }
     return 0;
 }

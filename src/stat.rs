@@ -71,8 +71,29 @@ pub struct zk_stat_properties {
 
 /// Milliseconds to kazoo's seconds: Python's `ms / 1000.0` converts the int to
 /// the nearest double (ties to even, as `as f64` does) and divides.
+#[inline]
 fn ms_to_seconds(ms: i64) -> f64 {
-    ms as f64 / 1000.0
+    i64_to_f64(ms) / 1000.0
+}
+
+/// `x as f64` (the nearest double, ties to even), computed without the
+/// int-to-double instruction. On x86-64 `cvtsi2sd` writes only the low half
+/// of its register and so waits for the register's previous value; LLVM does
+/// not break that false dependency at function entry, so a caller's earlier
+/// division (such as the previous call's) would delay every call. Here every
+/// register is written whole: the two 32-bit halves become exact doubles
+/// through the exponent bits (2^84 + hi * 2^32 and 2^52 + lo, hi with its
+/// sign bit flipped), and one addition rounds their exact sum once.
+#[inline]
+fn i64_to_f64(x: i64) -> f64 {
+    // hi + 2^31, as unsigned: the high half with its sign bit flipped.
+    let hi = ((x >> 32) as u32 ^ 0x8000_0000) as u64;
+    let lo = x as u32 as u64;
+    let high = f64::from_bits(0x4530_0000_0000_0000 | hi); // 2^84 + (hi + 2^31) * 2^32
+    let low = f64::from_bits(0x4330_0000_0000_0000 | lo); // 2^52 + lo
+                                                          // 2^84 + 2^63 + 2^52, exact; the difference hi * 2^32 - 2^52 is exact too.
+    const BIAS: f64 = ((1u128 << 84) | (1u128 << 63) | (1u128 << 52)) as f64;
+    (high - BIAS) + low
 }
 
 fn be_i64(b: &[u8; ZK_STAT_WIRE_SIZE], at: usize) -> i64 {
@@ -330,6 +351,40 @@ mod tests {
             sample().encode(&mut buf[..67]),
             Err(zk_status::ZK_ERR_BUFFER_TOO_SMALL)
         );
+    }
+
+    #[test]
+    fn int_to_double_is_as_f64() {
+        let mut edges = vec![0, 1, -1, i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1];
+        for k in 0..63 {
+            for d in -3..=3 {
+                edges.push((1i64 << k).wrapping_add(d));
+                edges.push((-(1i64 << k)).wrapping_add(d));
+                edges.push(((1i64 << k) | 0x5555_5555_5555_5555 >> (63 - k)).wrapping_add(d));
+            }
+        }
+        // Halfway cases round to even: 2^53 + 1 and 2^53 + 3, 2^62 + 2^9 ...
+        edges.extend([
+            (1 << 53) + 1,
+            (1 << 53) + 3,
+            (1 << 62) + (1 << 9),
+            (1 << 62) + (3 << 9),
+        ]);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            edges.push((x as i64) >> (i % 64));
+        }
+        for v in edges {
+            assert_eq!(i64_to_f64(v).to_bits(), (v as f64).to_bits(), "{v}");
+            assert_eq!(
+                ms_to_seconds(v).to_bits(),
+                (v as f64 / 1000.0).to_bits(),
+                "{v}"
+            );
+        }
     }
 
     #[test]

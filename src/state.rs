@@ -81,17 +81,27 @@ impl zk_keeper_state {
     /// | -112      | Expired              | EXPIRED_SESSION   |
     ///
     /// Any other code (including the deprecated Unknown, -1) is an error.
+    #[inline]
     pub fn from_wire(code: i32) -> Result<zk_keeper_state, zk_status> {
-        Ok(match code {
-            0 | 1 => zk_keeper_state::Connecting,
-            3 | 6 => zk_keeper_state::Connected,
-            4 => zk_keeper_state::AuthFailed,
-            5 => zk_keeper_state::ConnectedRo,
-            7 => zk_keeper_state::Closed,
-            -112 => zk_keeper_state::ExpiredSession,
-            _ => return Err(zk_status::ZK_ERR_INVALID_KEEPER_STATE),
-        })
+        let state = match usize::try_from(code) {
+            Ok(i) => Self::WIRE_0_TO_7.get(i).copied().flatten(),
+            Err(_) => (code == -112).then_some(zk_keeper_state::ExpiredSession),
+        };
+        state.ok_or(zk_status::ZK_ERR_INVALID_KEEPER_STATE)
     }
+
+    /// [`zk_keeper_state::from_wire`] for the wire codes 0 to 7, as a table
+    /// (one load instead of a chain of bit tests).
+    pub(crate) const WIRE_0_TO_7: [Option<zk_keeper_state>; 8] = [
+        Some(zk_keeper_state::Connecting),
+        Some(zk_keeper_state::Connecting),
+        None,
+        Some(zk_keeper_state::Connected),
+        Some(zk_keeper_state::AuthFailed),
+        Some(zk_keeper_state::ConnectedRo),
+        Some(zk_keeper_state::Connected),
+        Some(zk_keeper_state::Closed),
+    ];
 
     /// Converts the official C client's `ZOO_*_STATE` codes (from `zoo_state()`
     /// or a watcher's `state` argument):

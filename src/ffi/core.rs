@@ -327,6 +327,73 @@ fn fill_event(event: &WireEvent<'_>) -> zk_watched_event {
     zk_watched_event::new(event.event_type, event.state, event.path, event.zxid)
 }
 
+/// A decoder for the common case: `None` when it leaves the input to the general decoder.
+type ShortDecoder = for<'a> fn(&'a [u8]) -> Option<WireEvent<'a>>;
+/// A whole entry point.
+type EntryPoint = unsafe extern "C" fn(*const u8, usize, *mut zk_watched_event) -> i32;
+
+/// The body of the event decoders' entry points. The common case (a node
+/// event with an ASCII path, see [`WireEvent::decode_short`]) is decoded
+/// inline, in code that calls nothing and so needs no stack frame
+/// (straight-line for paths of at most 16 bytes); anything else, errors
+/// included, is a tail call to `general`,
+/// an out-of-line entry point with its own panic boundary that decodes any
+/// input and returns the documented status.
+#[inline(always)]
+unsafe fn decode_event(
+    buf: *const u8,
+    len: usize,
+    out: *mut zk_watched_event,
+    short: ShortDecoder,
+    general: EntryPoint,
+) -> i32 {
+    let status: Option<i32> = ffi_boundary! {
+        (|| {
+            let bytes = bytes_in(buf, len).ok()?;
+            let out = Out::new(out).ok()?;
+            let event = short(bytes)?;
+            out.write(fill_event(&event));
+            Some(zk_status::ZK_OK as i32)
+        })()
+    };
+    match status {
+        Some(status) => status,
+        None => general(buf, len, out),
+    }
+}
+
+/// `zk_watched_event_decode()` for any path.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn watched_event_decode_general(
+    buf: *const u8,
+    len: usize,
+    out: *mut zk_watched_event,
+) -> i32 {
+    ffi_status! {
+        let buf = bytes_in(buf, len)?;
+        let out = Out::new(out)?;
+        out.write(fill_event(&WireEvent::decode(buf)?));
+        Ok(())
+    }
+}
+
+/// `zk_notification_decode()` for any path.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn notification_decode_general(
+    buf: *const u8,
+    len: usize,
+    out: *mut zk_watched_event,
+) -> i32 {
+    ffi_status! {
+        let buf = bytes_in(buf, len)?;
+        let out = Out::new(out)?;
+        out.write(fill_event(&WireEvent::decode_notification(buf)?));
+        Ok(())
+    }
+}
+
 /// Decodes a jute `WatcherEvent` (int type, int state, ustring path) from the
 /// start of `buf` into `*out`, as kazoo's `Watch.deserialize` reads it. Trailing
 /// bytes are ignored; `out->zxid` is `ZK_ZXID_UNKNOWN`; `out->state` is the wire
@@ -355,12 +422,13 @@ pub unsafe extern "C" fn zk_watched_event_decode(
     len: usize,
     out: *mut zk_watched_event,
 ) -> i32 {
-    ffi_status! {
-        let buf = bytes_in(buf, len)?;
-        let out = Out::new(out)?;
-        out.write(fill_event(&WireEvent::decode(buf)?));
-        Ok(())
-    }
+    decode_event(
+        buf,
+        len,
+        out,
+        |b| WireEvent::decode_short(b),
+        watched_event_decode_general,
+    )
 }
 
 /// Decodes a whole server watch notification into `*out`: the reply header
@@ -380,10 +448,11 @@ pub unsafe extern "C" fn zk_notification_decode(
     len: usize,
     out: *mut zk_watched_event,
 ) -> i32 {
-    ffi_status! {
-        let buf = bytes_in(buf, len)?;
-        let out = Out::new(out)?;
-        out.write(fill_event(&WireEvent::decode_notification(buf)?));
-        Ok(())
-    }
+    decode_event(
+        buf,
+        len,
+        out,
+        |b| WireEvent::decode_notification_short(b),
+        notification_decode_general,
+    )
 }

@@ -70,6 +70,12 @@ impl PanicDefault for () {
     fn on_panic() -> Self {}
 }
 
+impl<T: PanicDefault> PanicDefault for Option<T> {
+    fn on_panic() -> Self {
+        Some(T::on_panic())
+    }
+}
+
 impl<T> PanicDefault for *const T {
     fn on_panic() -> Self {
         std::ptr::null()
