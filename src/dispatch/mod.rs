@@ -333,7 +333,13 @@ impl Shared {
     /// Queues a job; the caller releases the lock with `zk_dispatcher::unlock`.
     fn push(&mut self, job: Job, queued: &AtomicUsize) {
         self.queue.jobs.push(job);
-        queued.store(self.queue.jobs.len(), Ordering::Release);
+        // Published only when the dispatch thread's spinning cares: the
+        // first job, and the end of a gathering. A store per job would pull
+        // the line away from the spinning thread at every event.
+        let len = self.queue.jobs.len();
+        if len == 1 || len == GATHER_JOBS {
+            queued.store(len, Ordering::Release);
+        }
     }
 }
 
@@ -341,7 +347,8 @@ impl Shared {
 pub struct zk_dispatcher {
     shared: Mutex<Shared>,
     wake: Condvar,
-    /// Jobs in the queue (a copy, for the dispatch thread's spinning).
+    /// Jobs in the queue as far as the dispatch thread's spinning needs to
+    /// know: 0, at least 1, at least `GATHER_JOBS` (see `Shared::push`).
     queued: AtomicUsize,
     options: u32,
     capacity: usize,
@@ -827,9 +834,9 @@ impl zk_dispatcher {
         let claimed = self.counters.claimed.load(Ordering::Acquire);
         stats.watches = s.watches.live() as u64 + (s.watches.popped() - claimed);
         stats.listeners = s.listeners.len() as u64;
+        stats.queued = s.queue.jobs.len() as u64;
         drop(s);
         let c = &self.counters;
-        stats.queued = self.queued.load(Ordering::Acquire) as u64;
         stats.watch_calls = c.watch_calls.load(Ordering::Acquire);
         stats.listener_calls = c.listener_calls.load(Ordering::Acquire);
         stats.submit_calls = c.submit_calls.load(Ordering::Acquire);
