@@ -15,23 +15,110 @@ pub fn validate(path: &str) -> Result<()> {
     if bytes.len() == 1 {
         return Ok(());
     }
-    // Branch-free over the bytes (the compiler vectorizes it): ASCII control
-    // bytes; other code points are checked below, only for non-ASCII paths.
-    let control = bytes
-        .iter()
-        .fold(false, |bad, &b| bad | (b < 0x20) | (b == 0x7f));
-    // Each component (between slashes) must not be empty, "." or "..".
-    let bad_component = bytes[1..]
-        .split(|&b| b == b'/')
-        .any(|c| c.is_empty() || c == b"." || c == b"..");
-    if control || bad_component {
-        return Err(zk_status::ZK_ERR_INVALID_PATH);
+    let valid = match quick_check(bytes) {
+        Some(valid) => valid,
+        None => byte_check(bytes) && (bytes.is_ascii() || !path.chars().any(bad_char)),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(zk_status::ZK_ERR_INVALID_PATH)
     }
-    let bad = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..);
-    if !bytes.is_ascii() && path.chars().any(bad) {
-        return Err(zk_status::ZK_ERR_INVALID_PATH);
+}
+
+/// Code points `PathUtils` rejects (beyond ASCII control bytes); anything
+/// above the BMP is a surrogate pair to Java, which it rejects too.
+fn bad_char(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// 0x80 in each byte of `w` equal to `b`, 0 elsewhere (exact, no carries
+/// between bytes).
+fn bytes_equal(w: u64, b: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(b));
+    !(((x & !HIGH).wrapping_add(!HIGH)) | x | !HIGH)
+}
+
+/// 0x80 in each byte of `w` below `n` (for ASCII bytes of `w`, `n <= 0x80`).
+fn bytes_below(w: u64, n: u8) -> u64 {
+    !((w & !HIGH).wrapping_add(ONES * u64::from(0x80 - n))) & !w & HIGH
+}
+
+/// Validates an absolute path longer than `/` eight bytes at a time: the
+/// answer for ASCII paths without a `.`, `None` (ask `byte_check`) otherwise.
+fn quick_check(bytes: &[u8]) -> Option<bool> {
+    let n = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    // Whether the byte before the word is a slash (false where that pair
+    // was checked already).
+    let mut slash_before = false;
+    let check = |w: u64, slash_before: &mut bool| -> Option<bool> {
+        if w & HIGH != 0 || bytes_equal(w, b'.') != 0 {
+            return None;
+        }
+        if bytes_below(w, 0x20) | bytes_equal(w, 0x7f) != 0 {
+            return Some(false);
+        }
+        let slashes = bytes_equal(w, b'/');
+        // Two slashes in a row: an empty component.
+        if slashes & (slashes << 8) != 0 || (*slash_before && slashes & 0x80 != 0) {
+            return Some(false);
+        }
+        *slash_before = slashes >> 63 != 0;
+        Some(true)
+    };
+    if n < 8 {
+        // Padded with ordinary bytes.
+        let mut w = [b'a'; 8];
+        w[..n].copy_from_slice(bytes);
+        if !check(u64::from_le_bytes(w), &mut slash_before)? {
+            return Some(false);
+        }
+    } else {
+        let mut at = 0;
+        while at + 8 <= n {
+            if !check(word(at), &mut slash_before)? {
+                return Some(false);
+            }
+            at += 8;
+        }
+        if at < n {
+            // The last eight bytes, overlapping the previous word: the pairs
+            // across its start lie in that word and were checked there.
+            slash_before = false;
+            if !check(word(n - 8), &mut slash_before)? {
+                return Some(false);
+            }
+        }
     }
-    Ok(())
+    Some(bytes[n - 1] != b'/')
+}
+
+/// Validates an absolute path longer than `/` byte by byte: components
+/// neither empty, `.` nor `..`, no ASCII control byte (other code points are
+/// the caller's).
+fn byte_check(bytes: &[u8]) -> bool {
+    let mut len = 0usize; // bytes in the current component
+    let mut dots = true; // the component so far is only dots
+    for &b in &bytes[1..] {
+        if b == b'/' {
+            if len == 0 || (dots && len <= 2) {
+                return false;
+            }
+            len = 0;
+            dots = true;
+        } else {
+            if b < 0x20 || b == 0x7f {
+                return false;
+            }
+            dots &= b == b'.';
+            len += 1;
+        }
+    }
+    !(len == 0 || (dots && len <= 2))
 }
 
 /// Strips `chroot` from a server path on a `/` boundary: the chroot itself
@@ -70,6 +157,33 @@ pub fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-at-a-time check agrees with the byte loop wherever it answers.
+    #[test]
+    fn quick_check_agrees_with_byte_check() {
+        let alphabet: &[u8] = &[
+            b'/', b'/', b'.', b'a', b'z', b'-', 0x01, 0x1f, 0x20, 0x7f, 0x7e,
+        ];
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut answered = 0;
+        for _ in 0..200_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let len = 1 + (rng % 24) as usize;
+            let mut p = vec![b'/'];
+            let mut r = rng;
+            for _ in 0..len {
+                p.push(alphabet[(r % alphabet.len() as u64) as usize]);
+                r = r.rotate_right(5).wrapping_mul(0x2545_f491_4f6c_dd1d);
+            }
+            if let Some(quick) = quick_check(&p) {
+                answered += 1;
+                assert_eq!(quick, byte_check(&p), "{p:?}");
+            }
+        }
+        assert!(answered > 10_000, "{answered}");
+    }
 
     #[test]
     fn validation_follows_path_utils() {

@@ -10,9 +10,9 @@
 //! stored hash answers both where a slot belongs (its low bits) and, before
 //! any path is compared, whether it can be the one sought.
 
-/// A seeded hash of paths, component by component, eight bytes at a time:
-/// the hash of a path is a fold over its components, so hashing a path
-/// yields the hash of every ancestor on the way.
+/// A seeded hash of paths, eight bytes at a time. Each ancestor of a path
+/// is hashed on its own (a few words each), which costs less than a
+/// byte-by-byte hash that yields every prefix on the way.
 #[derive(Copy, Clone)]
 pub(super) struct PathHasher {
     seed: u64,
@@ -34,9 +34,10 @@ impl PathHasher {
         (h ^ word).wrapping_mul(K1).rotate_left(31)
     }
 
-    /// Folds one component (the bytes between two slashes) into the state.
-    fn component(mut h: u64, c: &[u8]) -> u64 {
-        let mut words = c.chunks_exact(8);
+    /// The hash of a path.
+    pub(super) fn hash(self, path: &[u8]) -> u32 {
+        let mut h = self.seed ^ (path.len() as u64).wrapping_mul(K2);
+        let mut words = path.chunks_exact(8);
         for w in &mut words {
             h = Self::mix(h, u64::from_le_bytes(w.try_into().expect("8 bytes")));
         }
@@ -46,39 +47,22 @@ impl PathHasher {
             last[..rest.len()].copy_from_slice(rest);
             h = Self::mix(h, u64::from_le_bytes(last));
         }
-        // The length ends the component: "a" + "b" differs from "ab".
-        Self::mix(h, (c.len() as u64).wrapping_mul(K2) | 1)
-    }
-
-    fn finish(h: u64) -> u32 {
         let x = (h ^ (h >> 32)).wrapping_mul(K2);
         ((x ^ (x >> 29)) >> 32) as u32
-    }
-
-    /// The hash of a validated absolute path.
-    pub(super) fn hash(self, path: &[u8]) -> u32 {
-        let mut h = self.seed;
-        if path.len() > 1 {
-            for c in path[1..].split(|&b| b == b'/') {
-                h = Self::component(h, c);
-            }
-        }
-        Self::finish(h)
     }
 
     /// `(hash, length)` of `/`, of each ancestor, then of the path itself (for
     /// a validated absolute path), in that order.
     pub(super) fn prefixes(self, path: &[u8], out: &mut Vec<(u32, usize)>) {
         out.clear();
-        let mut h = self.seed;
-        out.push((Self::finish(h), 1));
-        if path.len() > 1 {
-            let mut end = 0;
-            for c in path[1..].split(|&b| b == b'/') {
-                h = Self::component(h, c);
-                end += 1 + c.len();
-                out.push((Self::finish(h), end));
+        out.push((self.hash(b"/"), 1));
+        for (i, &b) in path.iter().enumerate().skip(1) {
+            if b == b'/' {
+                out.push((self.hash(&path[..i]), i));
             }
+        }
+        if path.len() > 1 {
+            out.push((self.hash(path), path.len()));
         }
     }
 }
