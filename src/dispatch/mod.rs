@@ -404,6 +404,9 @@ const GATHER_JOBS: usize = 64;
 /// added latency is at most this).
 const GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(5);
 
+/// How long the dispatch thread polls the lock before blocking on it.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// Jobs the dispatch thread looks ahead at (see `Worker::touch`).
 const WINDOW: usize = 32;
 
@@ -844,6 +847,26 @@ impl zk_dispatcher {
         stats
     }
 
+    /// The dispatch thread's way to the lock: polled with `try_lock` for a
+    /// while before blocking. A thread blocked on a futex mutex marks it
+    /// contended, and the holder (a feeder, in the middle of a stream of
+    /// events) then pays a wake-up system call when it unlocks.
+    fn lock_polling(&self) -> MutexGuard<'_, Shared> {
+        let start = std::time::Instant::now();
+        loop {
+            for _ in 0..64 {
+                match self.shared.try_lock() {
+                    Ok(guard) => return guard,
+                    Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => std::hint::spin_loop(),
+                }
+            }
+            if start.elapsed() > LOCK_POLL {
+                return lock(&self.shared);
+            }
+        }
+    }
+
     /// Waits for work and swaps it into `batch` (emptied by the caller),
     /// handing back the slots retired meanwhile. False once closing and
     /// drained.
@@ -860,7 +883,7 @@ impl zk_dispatcher {
                 }
             }
         }
-        let mut s = lock(&self.shared);
+        let mut s = self.lock_polling();
         s.watches.retire(retired);
         let mut spun = false;
         while s.queue.jobs.is_empty() {
@@ -879,7 +902,7 @@ impl zk_dispatcher {
                     }
                 }
                 spun = true;
-                s = lock(&self.shared);
+                s = self.lock_polling();
                 continue;
             }
             s.sleeping = true;
