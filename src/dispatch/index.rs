@@ -3,12 +3,12 @@
 //!
 //! A table slot is one `u64`: the path's 32-bit hash in the high half and
 //! the entry's position plus one in the low half (0: empty). Linear probing
-//! keeps a lookup on one or two cache lines; deletion shifts the following
-//! slots back (no tombstones), and the table grows at 1/2 full (a lookup of an absent path, the common case
-//! when walking ancestors, then reads about 2.5 slots) and shrinks at
-//! 1/8, so a lookup of an absent path ends at the first empty slot. The
-//! stored hash answers both where a slot belongs (its low bits) and, before
-//! any path is compared, whether it can be the one sought.
+//! keeps a lookup on one or two cache lines. Entries are only ever added one
+//! at a time; removals happen in bulk (the registry sweeps its empty entries
+//! and rebuilds the index). The table is at most half full, so a lookup of an
+//! absent path (the common case when walking ancestors) reads about 2.5
+//! slots. The stored hash answers both where a slot belongs (its low bits)
+//! and, before any path is compared, whether it can be the one sought.
 
 /// A seeded hash of paths, eight bytes at a time. Each ancestor of a path
 /// is hashed on its own (a few words each), which costs less than a
@@ -146,52 +146,14 @@ impl PathIndex {
         self.slots[i] = slot;
     }
 
-    fn position(&self, hash: u32, entry: u32) -> Option<usize> {
-        let want = pack(hash, entry);
-        let mask = self.mask();
-        let mut i = self.home(hash);
-        loop {
-            match self.slots[i] {
-                0 => return None,
-                s if s == want => return Some(i),
-                _ => i = (i + 1) & mask,
-            }
-        }
-    }
-
-    /// Records that the entry at `from` moved to `to`.
-    pub(super) fn moved(&mut self, hash: u32, from: u32, to: u32) {
-        let at = self.position(hash, from);
-        debug_assert!(at.is_some(), "a moved entry is indexed");
-        if let Some(i) = at {
-            self.slots[i] = pack(hash, to);
-        }
-    }
-
-    /// Removes an entry, shifting back the slots that probed past it.
-    pub(super) fn remove(&mut self, hash: u32, entry: u32) {
-        let at = self.position(hash, entry);
-        debug_assert!(at.is_some(), "a removed entry is indexed");
-        let Some(mut hole) = at else { return };
-        let mask = self.mask();
-        let mut i = hole;
-        loop {
-            i = (i + 1) & mask;
-            let s = self.slots[i];
-            if s == 0 {
-                break;
-            }
-            // `s` may fill the hole if the hole lies between its home and `i`.
-            let home = self.home(hash_of(s));
-            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
-                self.slots[hole] = s;
-                hole = i;
-            }
-        }
-        self.slots[hole] = 0;
-        self.len -= 1;
-        if self.slots.len() > MIN_SLOTS && self.len * 8 < self.slots.len() {
-            self.resize(self.slots.len() / 2);
+    /// Replaces the whole index: entry `i` has the `i`-th hash.
+    pub(super) fn rebuild(&mut self, hashes: impl ExactSizeIterator<Item = u32>) {
+        let want = (hashes.len() * 2 + 1).next_power_of_two().max(MIN_SLOTS);
+        self.slots = vec![0; want];
+        self.len = 0;
+        for (i, hash) in hashes.enumerate() {
+            self.place(pack(hash, i as u32));
+            self.len += 1;
         }
     }
 
@@ -200,12 +162,6 @@ impl PathIndex {
         for s in old.into_iter().filter(|&s| s != 0) {
             self.place(s);
         }
-    }
-
-    /// Bytes held.
-    #[cfg(test)]
-    pub(super) fn capacity(&self) -> usize {
-        self.slots.len()
     }
 }
 
@@ -229,12 +185,12 @@ mod tests {
         }
     }
 
-    /// Random inserts, moves and removals against a model, with a hash of
-    /// few bits so that probe chains wrap around and collide.
+    /// Inserts and rebuilds against a model, with hashes of few bits so
+    /// that probe chains collide and wrap around the table's end.
     #[test]
     fn index_matches_a_model() {
         let mut index = PathIndex::default();
-        let mut model: Vec<(u32, u32)> = Vec::new(); // (hash, entry)
+        let mut model: Vec<u32> = Vec::new(); // hash of entry i
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             rng ^= rng << 13;
@@ -242,45 +198,33 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let mut next_entry = 0u32;
-        for step in 0..200_000 {
-            let r = next();
-            // Grow to about 3,000 entries, then shrink back to none.
-            let op = if step > 150_000 { 6 } else { r % 7 };
-            match op {
-                0..=3 if model.len() < 3000 => {
-                    let hash = (next() % 1024) as u32 | ((next() % 4) as u32) << 30;
-                    index.insert(hash, next_entry);
-                    model.push((hash, next_entry));
-                    next_entry += 1;
-                }
-                4 if !model.is_empty() => {
-                    let (hash, entry) = model[(next() as usize) % model.len()];
-                    let to = next_entry;
-                    next_entry += 1;
-                    index.moved(hash, entry, to);
-                    model.iter_mut().find(|m| m.1 == entry).unwrap().1 = to;
-                }
-                _ if !model.is_empty() => {
-                    let at = (next() as usize) % model.len();
-                    let (hash, entry) = model.swap_remove(at);
-                    index.remove(hash, entry);
-                }
-                _ => {}
+        for round in 0..20 {
+            for _ in 0..500 {
+                let hash = (next() % 512) as u32 | ((next() % 4) as u32) << 30;
+                index.insert(hash, model.len() as u32);
+                model.push(hash);
             }
-            if step % 997 == 0 || model.len() < 8 {
-                assert_eq!(index.len, model.len());
-                for &(hash, entry) in &model {
-                    assert_eq!(index.find(hash, |e| e == entry), Some(entry), "step {step}");
-                }
-                assert_eq!(index.find(0x1234_5678, |_| true), None);
+            assert!(index.len * 2 <= index.slots.len(), "at most half full");
+            for (entry, &hash) in model.iter().enumerate() {
+                let entry = entry as u32;
+                assert_eq!(
+                    index.find(hash, |e| e == entry),
+                    Some(entry),
+                    "round {round}"
+                );
             }
+            assert_eq!(index.find(0x1234_5678, |_| true), None);
+            // Drop every third entry, as a sweep does, and rebuild.
+            model = model
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 != round % 3)
+                .map(|(_, &h)| h)
+                .collect();
+            index.rebuild(model.iter().copied());
+            assert_eq!(index.len, model.len());
         }
-        assert!(index.capacity() >= MIN_SLOTS);
-        while let Some((hash, entry)) = model.pop() {
-            index.remove(hash, entry);
-        }
-        assert_eq!(index.len, 0);
-        assert_eq!(index.capacity(), MIN_SLOTS);
+        index.rebuild(std::iter::empty());
+        assert_eq!(index.slots.len(), MIN_SLOTS);
     }
 }

@@ -176,6 +176,9 @@ pub(super) struct Registry {
     /// thread, which skips jobs of a watch removed after they were queued.
     gens: Vec<Arc<[AtomicU32]>>,
     entries: Vec<PathEntry>,
+    /// Entries whose list is empty: kept, since a path whose one-shot fired
+    /// is usually watched again at once, and swept when they pile up.
+    empty: usize,
     index: PathIndex,
     hasher: PathHasher,
     live: usize,
@@ -202,6 +205,7 @@ impl Default for Registry {
             free: Vec::new(),
             gens: Vec::new(),
             entries: Vec::new(),
+            empty: 0,
             index: PathIndex::default(),
             hasher: PathHasher::new(),
             live: 0,
@@ -262,7 +266,12 @@ impl Registry {
         self.next_order += 1;
         let hash = self.hasher.hash(path);
         let entry = match self.find(hash, path) {
-            Some(e) => e,
+            Some(e) => {
+                if self.entries[e as usize].head == NIL {
+                    self.empty -= 1;
+                }
+                e
+            }
             None => {
                 let e = u32::try_from(self.entries.len()).expect("fewer than 2^32 paths");
                 self.entries.push(PathEntry {
@@ -332,6 +341,7 @@ impl Registry {
                 self.gen_cell(slot).store(0, Ordering::Release);
                 self.kill(slot, State::Dead);
                 self.unlink_dead(entry);
+                self.sweep_if_needed();
                 Some(Removed::Release(slot))
             }
             // The dispatch thread claims a popped watch's call the same way:
@@ -380,35 +390,41 @@ impl Registry {
             }
             cur = next;
         }
-        if head == NIL {
-            self.drop_entry(entry);
+        let head_gen = if head == NIL {
+            self.empty += 1;
+            0
         } else {
-            let head_gen = self.slots[head as usize].gen;
-            let e = &mut self.entries[entry as usize];
-            e.head = head;
-            e.head_gen = head_gen;
-            e.tail = tail;
-            e.kinds = kinds;
-        }
+            self.slots[head as usize].gen
+        };
+        let e = &mut self.entries[entry as usize];
+        e.head = head;
+        e.head_gen = head_gen;
+        e.tail = tail;
+        e.kinds = kinds;
     }
 
-    /// Removes an empty entry: the last entry moves into its place.
-    fn drop_entry(&mut self, entry: u32) {
-        let gone = self.entries.swap_remove(entry as usize);
-        self.index.remove(self.hasher.hash(gone.key.get()), entry);
-        if let Some(moved) = self.entries.get(entry as usize) {
-            let from = self.entries.len() as u32;
-            self.index
-                .moved(self.hasher.hash(moved.key.get()), from, entry);
-            let mut cur = moved.head;
+    /// Sweeps the empty entries once they outnumber the others (and are more
+    /// than a few): amortized O(1) per emptied entry. Entry positions change,
+    /// so this runs only at the end of an operation.
+    fn sweep_if_needed(&mut self) {
+        if self.empty <= 1024 || self.empty * 2 <= self.entries.len() {
+            return;
+        }
+        let old = std::mem::take(&mut self.entries);
+        self.entries = Vec::with_capacity(old.len() - self.empty);
+        for e in old.into_iter().filter(|e| e.head != NIL) {
+            let at = self.entries.len() as u32;
+            let mut cur = e.head;
             while cur != NIL {
-                self.slots[cur as usize].entry = entry;
+                self.slots[cur as usize].entry = at;
                 cur = self.slots[cur as usize].next;
             }
+            self.entries.push(e);
         }
-        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
-            self.entries.shrink_to(self.entries.len() * 2);
-        }
+        self.empty = 0;
+        let hasher = self.hasher;
+        self.index
+            .rebuild(self.entries.iter().map(|e| hasher.hash(e.key.get())));
     }
 
     /// Slots the dispatch thread is done with: free for reuse.
@@ -469,6 +485,7 @@ impl Registry {
             }
             if popped {
                 self.unlink_dead(entry);
+                self.sweep_if_needed();
             }
         }
         if walk {
@@ -565,11 +582,12 @@ impl Registry {
             }
         }
         if any_dead {
-            // Backwards: an emptied entry is replaced by the last one, which
-            // has been seen already.
-            for e in (0..self.entries.len()).rev() {
-                self.unlink_dead(e as u32);
+            for e in 0..self.entries.len() {
+                if self.entries[e].head != NIL {
+                    self.unlink_dead(e as u32);
+                }
             }
+            self.sweep_if_needed();
         }
         for mut group in groups {
             group.sort_unstable_by_key(|&(since, order, _)| (since, order));
@@ -617,7 +635,7 @@ mod tests {
         assert_eq!(r.remove(a2.id), Some(Removed::Release(a2.slot)));
         assert_eq!(r.remove(a2.id), None, "removed twice");
         assert_eq!(ids_on(&r, "/a"), vec![a1.slot, a3.slot]);
-        // Emptying /b moves the last entry (the long path) into its place.
+        // Emptying /b keeps its entry until a sweep; the others are intact.
         assert_eq!(r.remove(b1.id), Some(Removed::Release(b1.slot)));
         assert_eq!(ids_on(&r, "/b"), Vec::<u32>::new());
         assert_eq!(ids_on(&r, long), vec![l1.slot]);
@@ -635,6 +653,60 @@ mod tests {
             r.remove(a2.id).or(r.remove(b1.id)).or(r.remove(l1.id)),
             None
         );
+    }
+
+    #[test]
+    fn sweeping_empty_entries_keeps_the_rest() {
+        let mut r = Registry::default();
+        let keep: Vec<Added> = (0..500)
+            .map(|i| {
+                r.add(
+                    format!("/keep/{i}").as_bytes(),
+                    zk_watch_kind::ZK_WATCH_PERSISTENT,
+                )
+            })
+            .collect();
+        let gone: Vec<Added> = (0..3000)
+            .map(|i| {
+                r.add(
+                    format!("/gone/{i}").as_bytes(),
+                    zk_watch_kind::ZK_WATCH_DATA,
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (i, g) in gone.iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(r.remove(g.id).is_some());
+            } else {
+                out.clear();
+                r.match_event(
+                    zk_event_type::Changed,
+                    format!("/gone/{i}").as_bytes(),
+                    &mut out,
+                );
+                assert_eq!(
+                    out,
+                    vec![Target {
+                        slot: g.slot,
+                        gen: (g.id >> 32) as u32,
+                        claim: true
+                    }]
+                );
+            }
+        }
+        assert!(r.entries.len() < 3500, "swept: {}", r.entries.len());
+        assert_eq!(r.live(), 500);
+        for (i, k) in keep.iter().enumerate() {
+            assert_eq!(ids_on(&r, &format!("/keep/{i}")), vec![k.slot]);
+            assert_eq!(
+                r.entries[r.slots[k.slot as usize].entry as usize].head,
+                k.slot
+            );
+        }
+        // A path watched again after its entry was swept, or kept empty.
+        let again = r.add(b"/gone/1", zk_watch_kind::ZK_WATCH_DATA);
+        assert_eq!(ids_on(&r, "/gone/1"), vec![again.slot]);
     }
 
     #[test]
