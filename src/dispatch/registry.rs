@@ -11,10 +11,13 @@
 //! slot's generation above it, so ids are never reused: a slot whose
 //! generation is exhausted is retired for good.
 //!
-//! A slot leaves the registry in two steps: removal or firing (`DEAD`: no
-//! longer matched or removable), then, once the dispatch thread has passed
-//! every job naming it, `retire` makes it free for reuse. Until then its
-//! generation stays, so queued jobs can tell it from a later watch.
+//! A slot leaves the registry in two steps: firing for the last time
+//! (`Popped`: no longer matched, still removable until the dispatch thread
+//! claims its call) or removal (`Dead`), then, once the dispatch thread has
+//! passed every job naming it, `retire` makes it free for reuse. Until then
+//! its generation stays, so queued jobs can tell it from a later watch. A
+//! path's entry outlives its last watch until `sweep_if_needed` compacts the
+//! entries.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
