@@ -362,10 +362,11 @@ unsafe fn decode_event(
     }
 }
 
-/// `zk_watched_event_decode()` for any path.
+/// `zk_notification_decode()` (`NOTIFICATION`) or `zk_watched_event_decode()`
+/// for any input.
 #[cold]
 #[inline(never)]
-unsafe extern "C" fn watched_event_decode_general(
+unsafe extern "C" fn decode_general<const NOTIFICATION: bool>(
     buf: *const u8,
     len: usize,
     out: *mut zk_watched_event,
@@ -373,23 +374,12 @@ unsafe extern "C" fn watched_event_decode_general(
     ffi_status! {
         let buf = bytes_in(buf, len)?;
         let out = Out::new(out)?;
-        out.write(fill_event(&WireEvent::decode(buf)?));
-        Ok(())
-    }
-}
-
-/// `zk_notification_decode()` for any path.
-#[cold]
-#[inline(never)]
-unsafe extern "C" fn notification_decode_general(
-    buf: *const u8,
-    len: usize,
-    out: *mut zk_watched_event,
-) -> i32 {
-    ffi_status! {
-        let buf = bytes_in(buf, len)?;
-        let out = Out::new(out)?;
-        out.write(fill_event(&WireEvent::decode_notification(buf)?));
+        let event = if NOTIFICATION {
+            WireEvent::decode_notification(buf)?
+        } else {
+            WireEvent::decode(buf)?
+        };
+        out.write(fill_event(&event));
         Ok(())
     }
 }
@@ -427,7 +417,7 @@ pub unsafe extern "C" fn zk_watched_event_decode(
         len,
         out,
         |b| WireEvent::decode_short(b),
-        watched_event_decode_general,
+        decode_general::<false>,
     )
 }
 
@@ -453,6 +443,6 @@ pub unsafe extern "C" fn zk_notification_decode(
         len,
         out,
         |b| WireEvent::decode_notification_short(b),
-        notification_decode_general,
+        decode_general::<true>,
     )
 }
