@@ -79,11 +79,12 @@ impl zk_event_type {
     }
 }
 
-impl TryFrom<i32> for zk_event_type {
-    type Error = zk_status;
-
-    fn try_from(code: i32) -> Result<Self, zk_status> {
-        Ok(match code {
+impl zk_event_type {
+    /// The type with this numeric code, if any: the one code table, shared by
+    /// `TryFrom<i32>` and the wire decoder's lookup table (built at compile
+    /// time, hence `const`).
+    pub(crate) const fn from_code(code: i32) -> Option<zk_event_type> {
+        Some(match code {
             -1 => zk_event_type::None,
             1 => zk_event_type::Created,
             2 => zk_event_type::Deleted,
@@ -93,8 +94,16 @@ impl TryFrom<i32> for zk_event_type {
             6 => zk_event_type::ChildWatchRemoved,
             7 => zk_event_type::PersistentWatchRemoved,
             -2 => zk_event_type::NotWatching,
-            _ => return Err(zk_status::ZK_ERR_INVALID_EVENT_TYPE),
+            _ => return None,
         })
+    }
+}
+
+impl TryFrom<i32> for zk_event_type {
+    type Error = zk_status;
+
+    fn try_from(code: i32) -> Result<Self, zk_status> {
+        Self::from_code(code).ok_or(zk_status::ZK_ERR_INVALID_EVENT_TYPE)
     }
 }
 

@@ -46,19 +46,6 @@ fn words_are_ascii(bytes: &[u8]) -> bool {
     acc & HIGH_BITS == 0
 }
 
-/// [`zk_event_type::from_wire`] for the codes 0 to 7: the node events a
-/// server sends.
-const NODE_EVENT_TYPES: [Option<zk_event_type>; 8] = [
-    None,
-    Some(zk_event_type::Created),
-    Some(zk_event_type::Deleted),
-    Some(zk_event_type::Changed),
-    Some(zk_event_type::Child),
-    Some(zk_event_type::DataWatchRemoved),
-    Some(zk_event_type::ChildWatchRemoved),
-    Some(zk_event_type::PersistentWatchRemoved),
-];
-
 /// The type and state of an event whose type code `t` and state code `s`
 /// are both 0 to 7, at `t * 8 + s`: as `zk_event_type::from_wire` and
 /// `zk_keeper_state::from_wire` give them, `None` where either is an error.
@@ -66,7 +53,10 @@ const NODE_EVENTS: [Option<(zk_event_type, zk_keeper_state)>; 64] = {
     let mut table = [None; 64];
     let mut i = 0;
     while i < 64 {
-        if let (Some(t), Some(s)) = (NODE_EVENT_TYPES[i / 8], zk_keeper_state::WIRE_0_TO_7[i % 8]) {
+        // For codes 0 to 7, `from_code` is `from_wire` (only NOT_WATCHING,
+        // -2, differs).
+        let t = zk_event_type::from_code((i / 8) as i32);
+        if let (Some(t), Some(s)) = (t, zk_keeper_state::WIRE_0_TO_7[i % 8]) {
             table[i] = Some((t, s));
         }
         i += 1;
