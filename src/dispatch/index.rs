@@ -41,11 +41,9 @@ impl PathHasher {
         for w in &mut words {
             h = Self::mix(h, u64::from_le_bytes(w.try_into().expect("8 bytes")));
         }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            h = Self::mix(h, u64::from_le_bytes(last));
+        let rest = words.remainder().len();
+        if rest != 0 {
+            h = Self::mix(h, tail_word(path, rest));
         }
         let x = (h ^ (h >> 32)).wrapping_mul(K2);
         ((x ^ (x >> 29)) >> 32) as u32
@@ -64,6 +62,22 @@ impl PathHasher {
         if path.len() > 1 {
             out.push((self.hash(path), path.len()));
         }
+    }
+}
+
+/// The last `rest` (1 to 7) bytes of `path` as a little-endian word, zero
+/// above them. Read as one word where the path is long enough, rather than
+/// copied into a zeroed buffer: a word load from bytes just stored one by one
+/// stalls on store forwarding.
+fn tail_word(path: &[u8], rest: usize) -> u64 {
+    let len = path.len();
+    if len >= 8 {
+        let last = u64::from_le_bytes(path[len - 8..].try_into().expect("8 bytes"));
+        last >> (8 * (8 - rest))
+    } else {
+        path.iter()
+            .rev()
+            .fold(0u64, |word, &b| (word << 8) | u64::from(b))
     }
 }
 
@@ -182,6 +196,21 @@ mod tests {
                 .map(|p| (h.hash(p.as_bytes()), p.len()))
                 .collect();
             assert_eq!(out, want, "{path}");
+        }
+    }
+
+    #[test]
+    fn tail_words_are_the_zero_padded_last_bytes() {
+        let bytes: Vec<u8> = (1..=40).collect();
+        for len in 1..=bytes.len() {
+            let rest = len % 8;
+            if rest == 0 {
+                continue;
+            }
+            let path = &bytes[..len];
+            let mut want = [0u8; 8];
+            want[..rest].copy_from_slice(&path[len - rest..]);
+            assert_eq!(tail_word(path, rest), u64::from_le_bytes(want), "{len}");
         }
     }
 

@@ -167,6 +167,52 @@ impl<F: Fn(&Event<'_>) + Send + Sync + 'static> WatchHandler for F {
     }
 }
 
+/// A watch handler given as plain data: two functions and the three words
+/// they are handed. It is stored inline where the dispatch thread keeps its
+/// handlers, so registering one allocates nothing and calling one reads no
+/// memory beyond that slot: the form for handlers that are a function
+/// pointer and its arguments, as the C API's (`zk_watch_add()`).
+pub struct PlainHandler {
+    /// Called on the dispatch thread for each event the watch receives.
+    pub call: fn(&Event<'_>, &[usize; 3]),
+    /// Called exactly once, on the dispatch thread, when the dispatcher is
+    /// done with the watch (its last call returned, it was removed, or the
+    /// dispatcher closed); never during `call`. Not called for a handler the
+    /// dispatcher refused and handed back ([`PlainHandler::disarm`]).
+    pub release: fn(&[usize; 3]),
+    /// The words both functions are given.
+    pub words: [usize; 3],
+}
+
+impl PlainHandler {
+    /// Gives up the handler without calling `release`: a refused registration
+    /// leaves ownership of what the words stand for with the caller.
+    pub fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for PlainHandler {
+    fn drop(&mut self) {
+        (self.release)(&self.words);
+    }
+}
+
+/// A registered watch's handler, as the dispatch thread holds it.
+enum Handler {
+    Plain(PlainHandler),
+    Boxed(Box<dyn WatchHandler>),
+}
+
+impl Handler {
+    fn on_event(&self, event: &Event<'_>) {
+        match self {
+            Handler::Plain(h) => (h.call)(event, &h.words),
+            Handler::Boxed(h) => h.on_event(event),
+        }
+    }
+}
+
 /// Code told of kazoo state changes; returning true removes it (kazoo's
 /// convention). Closures `Fn(zk_kazoo_state) -> bool` are handlers.
 pub trait ListenerHandler: Send + Sync + 'static {
@@ -235,12 +281,10 @@ enum Targets {
 }
 
 enum Job {
-    /// A new watch: the dispatch thread owns its handler from now on (and
-    /// a new chunk of the watch generations, if the slot opened one).
+    /// A new watch: the dispatch thread owns its handler from now on.
     Register {
         slot: u32,
-        handler: Box<dyn WatchHandler>,
-        chunk: Option<Arc<[AtomicU32]>>,
+        handler: Handler,
     },
     /// A removed watch: the dispatch thread drops its handler (running the
     /// free function) after the events queued before the removal.
@@ -281,6 +325,9 @@ struct Batch {
     jobs: Vec<Job>,
     paths: Vec<u8>,
     targets: Vec<Target>,
+    /// New chunks of the watch generations, opened by registrations in
+    /// `jobs`: the dispatch thread takes them before running the jobs.
+    chunks: Vec<Arc<[AtomicU32]>>,
     /// Node events and submitted callbacks in `jobs`: what `capacity` bounds.
     bounded: usize,
 }
@@ -349,7 +396,7 @@ pub struct zk_dispatcher {
     wake: Condvar,
     /// Jobs in the queue as far as the dispatch thread's spinning needs to
     /// know: 0, at least 1, at least `GATHER_JOBS` (see `Shared::push`).
-    queued: AtomicUsize,
+    queued: OwnLine<AtomicUsize>,
     options: u32,
     capacity: usize,
     dispatch_thread: OnceLock<ThreadId>,
@@ -358,8 +405,24 @@ pub struct zk_dispatcher {
     counters: Counters,
 }
 
+/// A value on cache lines of its own: the feeders read the fields next to
+/// it at every event, and a write to it from the other thread would take
+/// their line away each time (false sharing).
+#[repr(align(64))]
+#[derive(Default)]
+struct OwnLine<T>(T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Counters only the dispatch thread writes (plain stores, no atomic
-/// read-modify-write), read by `stats()`.
+/// read-modify-write), read by `stats()`; on lines of their own (`OwnLine`).
+#[repr(align(64))]
 #[derive(Default)]
 struct Counters {
     watch_calls: AtomicU64,
@@ -440,7 +503,7 @@ impl Dispatcher {
                 scratch: Vec::new(),
             }),
             wake: Condvar::new(),
-            queued: AtomicUsize::new(0),
+            queued: OwnLine(AtomicUsize::new(0)),
             options,
             capacity,
             dispatch_thread: OnceLock::new(),
@@ -556,6 +619,28 @@ impl zk_dispatcher {
         kind: zk_watch_kind,
         handler: H,
     ) -> std::result::Result<u64, Refused<H>> {
+        self.add(path, kind, handler, |h| Handler::Boxed(Box::new(h)))
+    }
+
+    /// [`zk_dispatcher::watch_add`] for a [`PlainHandler`], which costs no
+    /// allocation. On failure the handler is handed back, not released.
+    pub fn watch_add_plain(
+        &self,
+        path: &str,
+        kind: zk_watch_kind,
+        handler: PlainHandler,
+    ) -> std::result::Result<u64, Refused<PlainHandler>> {
+        self.add(path, kind, handler, Handler::Plain)
+    }
+
+    /// Registers a watch whose handler `wrap` makes, once the watch is taken.
+    fn add<H>(
+        &self,
+        path: &str,
+        kind: zk_watch_kind,
+        handler: H,
+        wrap: impl FnOnce(H) -> Handler,
+    ) -> std::result::Result<u64, Refused<H>> {
         if let Err(status) = path::validate(path) {
             return Err(Refused { status, handler });
         }
@@ -566,11 +651,11 @@ impl zk_dispatcher {
         let s = &mut *guard;
         let added = s.watches.add(path.as_bytes(), kind);
         // Under the lock: registered before any event that can match it.
+        s.queue.chunks.extend(added.chunk);
         s.push(
             Job::Register {
                 slot: added.slot,
-                handler: Box::new(handler),
-                chunk: added.chunk,
+                handler: wrap(handler),
             },
             &self.queued,
         );
@@ -922,6 +1007,7 @@ impl zk_dispatcher {
         let mut dense = false;
         while self.next_batch(&mut batch, &mut worker.retired, dense) {
             dense = batch.jobs.len() >= DENSE_BATCH;
+            worker.gens.append(&mut batch.chunks);
             let mut jobs = std::mem::take(&mut batch.jobs);
             let mut queue = jobs.drain(..);
             loop {
@@ -989,12 +1075,7 @@ impl zk_dispatcher {
 
     fn run_job(&self, job: Job, batch: &Batch, w: &mut Worker) {
         match job {
-            Job::Register {
-                slot,
-                handler,
-                chunk,
-            } => {
-                w.gens.extend(chunk);
+            Job::Register { slot, handler } => {
                 let k = slot as usize;
                 if w.handlers.len() <= k {
                     w.handlers.resize_with(k + 1, || None);
@@ -1075,7 +1156,7 @@ impl zk_dispatcher {
 /// listeners, and the slots it is done with (handed back at the next batch).
 #[derive(Default)]
 struct Worker {
-    handlers: Vec<Option<Box<dyn WatchHandler>>>,
+    handlers: Vec<Option<Handler>>,
     gens: Vec<Arc<[AtomicU32]>>,
     listeners: HashMap<u64, Arc<DynListener>>,
     retired: Vec<u32>,
@@ -1117,5 +1198,11 @@ mod tests {
             std::mem::size_of::<Job>()
         );
         assert_eq!(std::mem::size_of::<Target>(), 12);
+        // What the dispatch thread keeps per watch slot.
+        assert!(
+            std::mem::size_of::<Option<Handler>>() <= 48,
+            "{}",
+            std::mem::size_of::<Option<Handler>>()
+        );
     }
 }

@@ -67,6 +67,7 @@ impl From<zk_watch_kind> for Kind {
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 enum State {
+    /// A new slot, until `add` gives it its first watch.
     Free,
     Live,
     /// Fired for the last time, its call queued: no longer matched, but
@@ -245,7 +246,7 @@ impl Registry {
     pub(super) fn add(&mut self, path: &[u8], kind: zk_watch_kind) -> Added {
         let kind = Kind::from(kind);
         let mut chunk = None;
-        let slot = match self.free.pop() {
+        let slot = match self.reuse() {
             Some(slot) => slot,
             None => {
                 let slot = self.slots.len();
@@ -430,16 +431,26 @@ impl Registry {
             .rebuild(self.entries.iter().map(|e| hasher.hash(e.key.get())));
     }
 
-    /// Slots the dispatch thread is done with: free for reuse.
+    /// Slots the dispatch thread is done with: free for reuse. They are not
+    /// read or written here (this runs on the dispatch thread, and the next
+    /// `add` would have to pull each slot's cache line back): a retired slot
+    /// keeps its `Popped` or `Dead` state, which no id can act on, since its
+    /// generation cell is 0; `add` skips the exhausted ones.
     pub(super) fn retire(&mut self, slots: &mut Vec<u32>) {
-        for slot in slots.drain(..) {
-            let s = &mut self.slots[slot as usize];
+        self.free.append(slots);
+    }
+
+    /// A slot to reuse, if any: the last one retired (its cache lines are
+    /// likely still warm) whose generation is not exhausted.
+    fn reuse(&mut self) -> Option<u32> {
+        while let Some(slot) = self.free.pop() {
+            let s = &self.slots[slot as usize];
             debug_assert!(matches!(s.state, State::Popped | State::Dead));
-            s.state = State::Free;
             if s.gen < GEN_LIMIT {
-                self.free.push(slot);
+                return Some(slot);
             }
         }
+        None
     }
 
     /// Collects the watches a node event fires, one-shots popped: kazoo's

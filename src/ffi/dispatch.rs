@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{cstr_in, ffi_boundary, ffi_status, read_in, utf8, zk_c_bool, Out};
 use crate::dispatch::{
     current_seq, zk_dispatcher, zk_dispatcher_stats, zk_watch_kind, Dispatcher, Event,
-    ListenerHandler, Refused, Task, WatchHandler,
+    ListenerHandler, PlainHandler, Refused, Task,
 };
 use crate::event::{zk_event_type, zk_watched_event};
 use crate::session::Machine;
@@ -116,17 +116,47 @@ impl Drop for UserData {
     }
 }
 
-/// A C watch callback with its user data.
-struct CWatch {
+/// A C watch callback, its user data and free function, as a
+/// [`PlainHandler`]: stored inline by the dispatcher, so `zk_watch_add()`
+/// allocates nothing. The words are the callback, `user_data` and `free_fn`
+/// (0 for none).
+fn c_watch(
     callback: unsafe extern "C" fn(event: *const zk_watched_event, user_data: *mut c_void),
-    user: UserData,
+    user_data: *mut c_void,
+    free_fn: zk_free_fn,
+) -> PlainHandler {
+    PlainHandler {
+        call: call_c_watch,
+        release: release_c_watch,
+        words: [
+            callback as usize,
+            user_data as usize,
+            free_fn.map_or(0, |f| f as usize),
+        ],
+    }
 }
 
-impl WatchHandler for CWatch {
-    fn on_event(&self, event: &Event) {
-        let c = c_event(event);
-        // SAFETY: the user registered this callback for this user_data.
-        unsafe { (self.callback)(&c, self.user.ptr) }
+type CWatchFn = unsafe extern "C" fn(event: *const zk_watched_event, user_data: *mut c_void);
+type CFreeFn = unsafe extern "C" fn(user_data: *mut c_void);
+
+fn call_c_watch(event: &Event, words: &[usize; 3]) {
+    let c = c_event(event);
+    // SAFETY: `c_watch` stored a `CWatchFn` in words[0] (never 0), and the
+    // user registered it for this user_data.
+    unsafe {
+        let callback = std::mem::transmute::<usize, CWatchFn>(words[0]);
+        callback(&c, words[1] as *mut c_void)
+    }
+}
+
+fn release_c_watch(words: &[usize; 3]) {
+    if words[2] != 0 {
+        // SAFETY: `c_watch` stored the user's free function for this
+        // user_data in words[2]; the dispatcher calls this once.
+        unsafe {
+            let free = std::mem::transmute::<usize, CFreeFn>(words[2]);
+            free(words[1] as *mut c_void)
+        }
     }
 }
 
@@ -158,8 +188,8 @@ impl Task for CTask {
 }
 
 /// A refused registration: the caller keeps its user data.
-fn disarm_watch(refused: Refused<CWatch>) -> zk_status {
-    refused.handler.user.disarm();
+fn disarm_watch(refused: Refused<PlainHandler>) -> zk_status {
+    refused.handler.disarm();
     refused.status
 }
 
@@ -309,8 +339,8 @@ pub unsafe extern "C" fn zk_watch_add(
         let out_id = Out::new(out_id)?;
         let kind = zk_watch_kind::try_from(kind)?;
         let path = utf8(path)?;
-        let handler = CWatch { callback, user: UserData { ptr: user_data, free: free_fn } };
-        out_id.write(d.watch_add(path, kind, handler).map_err(disarm_watch)?);
+        let handler = c_watch(callback, user_data, free_fn);
+        out_id.write(d.watch_add_plain(path, kind, handler).map_err(disarm_watch)?);
         Ok(())
     }
 }
