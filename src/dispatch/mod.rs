@@ -169,9 +169,9 @@ impl<F: Fn(&Event<'_>) + Send + Sync + 'static> WatchHandler for F {
 
 /// A watch handler given as plain data: two functions and the three words
 /// they are handed. It is stored inline where the dispatch thread keeps its
-/// handlers, so registering one allocates nothing and calling one reads no
-/// memory beyond that slot: the form for handlers that are a function
-/// pointer and its arguments, as the C API's (`zk_watch_add()`).
+/// handlers, so registering one needs no allocation of its own, and calling
+/// one reads no memory beyond that slot: the form for handlers that are a
+/// function pointer and its arguments, as the C API's (`zk_watch_add()`).
 pub struct PlainHandler {
     /// Called on the dispatch thread for each event the watch receives.
     pub call: fn(&Event<'_>, &[usize; 3]),

@@ -118,7 +118,7 @@ impl Drop for UserData {
 
 /// A C watch callback, its user data and free function, as a
 /// [`PlainHandler`]: stored inline by the dispatcher, so `zk_watch_add()`
-/// allocates nothing. The words are the callback, `user_data` and `free_fn`
+/// needs no allocation for it. The words are the callback, `user_data` and `free_fn`
 /// (0 for none).
 fn c_watch(
     callback: unsafe extern "C" fn(event: *const zk_watched_event, user_data: *mut c_void),
