@@ -175,9 +175,11 @@ impl<F: Fn(&Event<'_>) + Send + Sync + 'static> WatchHandler for F {
 pub struct PlainHandler {
     /// Called on the dispatch thread for each event the watch receives.
     pub call: fn(&Event<'_>, &[usize; 3]),
-    /// Called exactly once, on the dispatch thread, when the dispatcher is
-    /// done with the watch (its last call returned, it was removed, or the
-    /// dispatcher closed); never during `call`. Not called for a handler the
+    /// Called exactly once, when the dispatcher is done with the watch: on
+    /// the dispatch thread after its last call or its removal, or, for a
+    /// watch still registered when the dispatcher closes, on the closing
+    /// thread once the dispatch thread has stopped (as any handler is
+    /// dropped); never during `call`. Not called for a handler the
     /// dispatcher refused and handed back ([`PlainHandler::disarm`]).
     pub release: fn(&[usize; 3]),
     /// The words both functions are given.
