@@ -472,6 +472,10 @@ const GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(5);
 /// How long the dispatch thread polls the lock before blocking on it.
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// The most `spin_loop` hints between two of the dispatch thread's attempts
+/// at the lock (see `lock_polling`).
+const LOCK_BACKOFF_MAX: u32 = 256;
+
 /// Jobs the dispatch thread looks ahead at (see `Worker::touch`).
 const WINDOW: usize = 32;
 
@@ -937,15 +941,24 @@ impl zk_dispatcher {
     /// The dispatch thread's way to the lock: polled with `try_lock` for a
     /// while before blocking. A thread blocked on a futex mutex marks it
     /// contended, and the holder (a feeder, in the middle of a stream of
-    /// events) then pays a wake-up system call when it unlocks.
+    /// events) then pays a wake-up system call when it unlocks. Failed
+    /// attempts back off exponentially: each `try_lock` takes the lock's
+    /// cache line from the feeder, whose next lock and unlock then wait for
+    /// it to come back.
     fn lock_polling(&self) -> MutexGuard<'_, Shared> {
         let start = std::time::Instant::now();
+        let mut backoff = 1u32;
         loop {
-            for _ in 0..64 {
+            for _ in 0..16 {
                 match self.shared.try_lock() {
                     Ok(guard) => return guard,
                     Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
-                    Err(std::sync::TryLockError::WouldBlock) => std::hint::spin_loop(),
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        for _ in 0..backoff {
+                            std::hint::spin_loop();
+                        }
+                        backoff = (backoff * 2).min(LOCK_BACKOFF_MAX);
+                    }
                 }
             }
             if start.elapsed() > LOCK_POLL {
