@@ -1,14 +1,20 @@
-//! The path index: a seeded path hash and an open-addressing table from path
-//! hashes to positions in the registry's dense array of path entries.
+//! The path index: a seeded path hash, and the open-addressing table that
+//! places the registry's path entries in buckets.
 //!
-//! A table slot is one `u64`: the path's 32-bit hash in the high half and
-//! the entry's position plus one in the low half (0: empty). Linear probing
-//! keeps a lookup on one or two cache lines. Entries are only ever added one
-//! at a time; removals happen in bulk (the registry sweeps its empty entries
-//! and rebuilds the index). The table is at most half full, so a lookup of an
-//! absent path (the common case when walking ancestors) reads about 2.5
-//! slots. The stored hash answers both where a slot belongs (its low bits)
-//! and, before any path is compared, whether it can be the one sought.
+//! The registry keeps its path entries in a bucket array, each entry in the
+//! bucket this table gives it, so that finding a path costs one read of its
+//! entry. The table itself is one tag byte per bucket (0: empty, else a byte
+//! of the path's hash): a million paths take about 1.5 MB of tags, small
+//! enough to stay in cache, so a lookup of an absent path (the common case
+//! when walking ancestors) reads only tags, and a lookup of a present one
+//! reads tags and then its entry, whose bucket is usually the one the hash
+//! points at (`home`), so it can be read before the tags are.
+//!
+//! Buckets are found by linear probing from `home`, which maps the 32-bit
+//! hash onto any bucket count (multiply and shift), so the registry can size
+//! the table to its paths rather than to a power of two. Paths are only ever
+//! added one at a time; removals happen in bulk, by the registry building a
+//! new table.
 
 /// A seeded hash of paths, eight bytes at a time. Each ancestor of a path
 /// is hashed on its own (a few words each), which costs less than a
@@ -81,101 +87,76 @@ fn tail_word(path: &[u8], rest: usize) -> u64 {
     }
 }
 
-const MIN_SLOTS: usize = 16;
-
-fn pack(hash: u32, entry: u32) -> u64 {
-    (u64::from(hash) << 32) | (u64::from(entry) + 1)
+/// A byte of the hash that is never 0 (0 marks an empty bucket). The low
+/// byte: `home` depends on the high bits.
+fn tag(hash: u32) -> u8 {
+    (hash as u8).max(1)
 }
 
-fn hash_of(slot: u64) -> u32 {
-    (slot >> 32) as u32
-}
-
-fn entry_of(slot: u64) -> u32 {
-    (slot as u32).wrapping_sub(1)
-}
-
-/// Path hash -> entry position.
+/// Path hash -> bucket, for a bucket array of the same length (at least one
+/// bucket always empty: the registry keeps the table at most 4/5 full).
 pub(super) struct PathIndex {
-    slots: Vec<u64>,
-    len: usize,
-}
-
-impl Default for PathIndex {
-    fn default() -> Self {
-        PathIndex {
-            slots: vec![0; MIN_SLOTS],
-            len: 0,
-        }
-    }
+    tags: Vec<u8>,
 }
 
 impl PathIndex {
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
+    /// An empty table of `buckets` buckets (at least 1).
+    pub(super) fn with_buckets(buckets: usize) -> Self {
+        debug_assert!(buckets > 0);
+        PathIndex {
+            tags: vec![0; buckets],
+        }
     }
 
-    fn home(&self, hash: u32) -> usize {
-        hash as usize & self.mask()
+    /// The number of buckets.
+    pub(super) fn buckets(&self) -> usize {
+        self.tags.len()
     }
 
-    /// Reads the first slot a lookup of `hash` reads. Issuing these reads for
+    /// The bucket where a lookup of `hash` starts, and where the path lives
+    /// unless another took it first.
+    pub(super) fn home(&self, hash: u32) -> usize {
+        ((u64::from(hash) * self.tags.len() as u64) >> 32) as usize
+    }
+
+    /// Reads the first tag a lookup of `hash` reads. Issuing these reads for
     /// several paths before looking any of them up lets their cache misses
     /// overlap.
-    pub(super) fn touch(&self, hash: u32) -> u64 {
-        self.slots[self.home(hash)]
+    pub(super) fn touch(&self, hash: u32) -> u8 {
+        self.tags[self.home(hash)]
     }
 
-    /// The entry with this hash for which `is` says yes.
+    /// The bucket holding a path with this hash for which `is` says yes.
     pub(super) fn find(&self, hash: u32, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
-        let mask = self.mask();
+        let want = tag(hash);
         let mut i = self.home(hash);
         loop {
-            let s = self.slots[i];
-            if s == 0 {
+            let t = self.tags[i];
+            if t == 0 {
                 return None;
             }
-            if hash_of(s) == hash && is(entry_of(s)) {
-                return Some(entry_of(s));
+            if t == want && is(i as u32) {
+                return Some(i as u32);
             }
-            i = (i + 1) & mask;
+            i += 1;
+            if i == self.tags.len() {
+                i = 0;
+            }
         }
     }
 
-    /// Adds an entry (not present yet).
-    pub(super) fn insert(&mut self, hash: u32, entry: u32) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.resize(self.slots.len() * 2);
+    /// Takes an empty bucket for a path with this hash (not present yet) and
+    /// returns it. The caller keeps a bucket empty (see the struct).
+    pub(super) fn claim(&mut self, hash: u32) -> u32 {
+        let mut i = self.home(hash);
+        while self.tags[i] != 0 {
+            i += 1;
+            if i == self.tags.len() {
+                i = 0;
+            }
         }
-        self.place(pack(hash, entry));
-        self.len += 1;
-    }
-
-    fn place(&mut self, slot: u64) {
-        let mask = self.mask();
-        let mut i = self.home(hash_of(slot));
-        while self.slots[i] != 0 {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = slot;
-    }
-
-    /// Replaces the whole index: entry `i` has the `i`-th hash.
-    pub(super) fn rebuild(&mut self, hashes: impl ExactSizeIterator<Item = u32>) {
-        let want = (hashes.len() * 2 + 1).next_power_of_two().max(MIN_SLOTS);
-        self.slots = vec![0; want];
-        self.len = 0;
-        for (i, hash) in hashes.enumerate() {
-            self.place(pack(hash, i as u32));
-            self.len += 1;
-        }
-    }
-
-    fn resize(&mut self, slots: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![0; slots]);
-        for s in old.into_iter().filter(|&s| s != 0) {
-            self.place(s);
-        }
+        self.tags[i] = tag(hash);
+        i as u32
     }
 }
 
@@ -214,12 +195,11 @@ mod tests {
         }
     }
 
-    /// Inserts and rebuilds against a model, with hashes of few bits so
-    /// that probe chains collide and wrap around the table's end.
+    /// Claims against a model, with hashes of few bits so that probe chains
+    /// collide and wrap around the table's end, in tables filled to all but
+    /// one bucket, of sizes that are not powers of two.
     #[test]
     fn index_matches_a_model() {
-        let mut index = PathIndex::default();
-        let mut model: Vec<u32> = Vec::new(); // hash of entry i
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             rng ^= rng << 13;
@@ -227,33 +207,22 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        for round in 0..20 {
-            for _ in 0..500 {
+        for buckets in [1usize, 2, 7, 100, 1000, 4099] {
+            let mut index = PathIndex::with_buckets(buckets);
+            let mut model: Vec<(u32, u32)> = Vec::new(); // (hash, bucket)
+            for _ in 0..buckets - 1 {
                 let hash = (next() % 512) as u32 | ((next() % 4) as u32) << 30;
-                index.insert(hash, model.len() as u32);
-                model.push(hash);
+                let bucket = index.claim(hash);
+                assert!((bucket as usize) < buckets);
+                assert!(model.iter().all(|&(_, b)| b != bucket), "claimed twice");
+                model.push((hash, bucket));
             }
-            assert!(index.len * 2 <= index.slots.len(), "at most half full");
-            for (entry, &hash) in model.iter().enumerate() {
-                let entry = entry as u32;
-                assert_eq!(
-                    index.find(hash, |e| e == entry),
-                    Some(entry),
-                    "round {round}"
-                );
+            for &(hash, bucket) in &model {
+                assert_eq!(index.find(hash, |b| b == bucket), Some(bucket), "{buckets}");
             }
-            assert_eq!(index.find(0x1234_5678, |_| true), None);
-            // Drop every third entry, as a sweep does, and rebuild.
-            model = model
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % 3 != round % 3)
-                .map(|(_, &h)| h)
-                .collect();
-            index.rebuild(model.iter().copied());
-            assert_eq!(index.len, model.len());
+            // An absent path: nothing matches, and the probe ends.
+            assert_eq!(index.find(0x1234_5678, |_| false), None);
+            assert_eq!(index.buckets(), buckets);
         }
-        index.rebuild(std::iter::empty());
-        assert_eq!(index.slots.len(), MIN_SLOTS);
     }
 }

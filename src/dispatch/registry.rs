@@ -5,8 +5,9 @@
 //!
 //! Memory layout, chosen so that matching an event touches few cache lines:
 //! watches are slots in a dense array, addressed by index; paths are entries
-//! in another dense array (a path of up to 30 bytes stored inline), found
-//! through `PathIndex`; the watches of a path form a list threaded through
+//! (a path of up to 30 bytes stored inline) in a bucket array, each in the
+//! bucket `PathIndex` gave it, so finding one reads little more than the
+//! entry itself; the watches of a path form a list threaded through
 //! their slots, in registration order. A watch id is its slot index with the
 //! slot's generation above it, so ids are never reused: a slot whose
 //! generation is exhausted is retired for good.
@@ -16,8 +17,8 @@
 //! claims its call) or removal (`Dead`), then, once the dispatch thread has
 //! passed every job naming it, `retire` makes it free for reuse. Until then
 //! its generation stays, so queued jobs can tell it from a later watch. A
-//! path's entry outlives its last watch until `sweep_if_needed` compacts the
-//! entries.
+//! path's entry outlives its last watch until `sweep_if_needed` rebuilds the
+//! table without the empty ones.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -146,6 +147,42 @@ struct PathEntry {
     child_since: u64,
 }
 
+impl PathEntry {
+    fn new(path: &[u8]) -> PathEntry {
+        PathEntry {
+            key: Key::new(path),
+            head: NIL,
+            head_gen: 0,
+            tail: NIL,
+            kinds: 0,
+            data_since: 0,
+            child_since: 0,
+        }
+    }
+}
+
+/// `n` empty buckets.
+fn vacant_entries(n: usize) -> Vec<PathEntry> {
+    (0..n).map(|_| PathEntry::new(b"")).collect()
+}
+
+/// Entries moved at a time when the path table is rebuilt.
+const REBUILD_WINDOW: usize = 16;
+
+/// The fewest buckets of the path table.
+const MIN_BUCKETS: usize = 16;
+
+/// The path table grows once more than 4/5 of its buckets are taken, to
+/// 3/5 full: lookups stay short, and entries take 80 to 107 bytes of table
+/// per path.
+fn over_full(occupied: usize, buckets: usize) -> bool {
+    occupied * 5 > buckets * 4
+}
+
+fn buckets_for(paths: usize) -> usize {
+    (paths * 5 / 3 + 1).max(MIN_BUCKETS)
+}
+
 /// A watch to call: `claim` means it has fired for the last time (its handler
 /// is dropped after the call and its slot retired).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -179,7 +216,11 @@ pub(super) struct Registry {
     /// The live generation of every slot (0: none), shared with the dispatch
     /// thread, which skips jobs of a watch removed after they were queued.
     gens: Vec<Arc<[AtomicU32]>>,
+    /// The path entries, each in the bucket `index` gave it (as many as the
+    /// index has buckets; an empty bucket holds a vacant entry).
     entries: Vec<PathEntry>,
+    /// Buckets holding a path.
+    occupied: usize,
     /// Entries whose list is empty: kept, since a path whose one-shot fired
     /// is usually watched again at once, and swept when they pile up.
     empty: usize,
@@ -208,9 +249,10 @@ impl Default for Registry {
             slots: Vec::new(),
             free: Vec::new(),
             gens: Vec::new(),
-            entries: Vec::new(),
+            entries: vacant_entries(MIN_BUCKETS),
+            occupied: 0,
             empty: 0,
-            index: PathIndex::default(),
+            index: PathIndex::with_buckets(MIN_BUCKETS),
             hasher: PathHasher::new(),
             live: 0,
             popped: 0,
@@ -277,17 +319,17 @@ impl Registry {
                 e
             }
             None => {
-                let e = u32::try_from(self.entries.len()).expect("fewer than 2^32 paths");
-                self.entries.push(PathEntry {
-                    key: Key::new(path),
-                    head: NIL,
-                    head_gen: 0,
-                    tail: NIL,
-                    kinds: 0,
-                    data_since: 0,
-                    child_since: 0,
-                });
-                self.index.insert(hash, e);
+                if over_full(self.occupied + 1, self.index.buckets()) {
+                    self.rebuild();
+                }
+                let e = self.index.claim(hash);
+                // The bucket was empty, so its entry is vacant (no heap key):
+                // forgotten rather than dropped, so that its cold line is
+                // only written, not first read to see what to drop.
+                let vacant = std::mem::replace(&mut self.entries[e as usize], PathEntry::new(path));
+                debug_assert!(vacant.key.get().is_empty() && vacant.head == NIL);
+                std::mem::forget(vacant);
+                self.occupied += 1;
                 e
             }
         };
@@ -411,24 +453,51 @@ impl Registry {
     /// than a few): amortized O(1) per emptied entry. Entry positions change,
     /// so this runs only at the end of an operation.
     fn sweep_if_needed(&mut self) {
-        if self.empty <= 1024 || self.empty * 2 <= self.entries.len() {
-            return;
+        if self.empty > 1024 && self.empty * 2 > self.occupied {
+            self.rebuild();
         }
-        let old = std::mem::take(&mut self.entries);
-        self.entries = Vec::with_capacity(old.len() - self.empty);
-        for e in old.into_iter().filter(|e| e.head != NIL) {
-            let at = self.entries.len() as u32;
-            let mut cur = e.head;
-            while cur != NIL {
-                self.slots[cur as usize].entry = at;
-                cur = self.slots[cur as usize].next;
+    }
+
+    /// Moves the entries that hold watches into a new table sized for them
+    /// (`buckets_for`), dropping the empty ones, and points their watches at
+    /// their new buckets: the live slots (exactly those in lists, between
+    /// operations) are updated in one pass in slot order, through a map of
+    /// old bucket to new, rather than list by list, which would be a cache
+    /// miss per watch.
+    fn rebuild(&mut self) {
+        let paths = self.occupied - self.empty;
+        let buckets = buckets_for(paths);
+        self.index = PathIndex::with_buckets(buckets);
+        let mut old = std::mem::replace(&mut self.entries, vacant_entries(buckets));
+        let mut moved = vec![NIL; old.len()];
+        // A window of entries at a time: their new buckets are claimed and
+        // read before any entry moves in, so those cache misses overlap.
+        let mut window = Vec::with_capacity(REBUILD_WINDOW);
+        let mut from = 0;
+        while from < old.len() {
+            window.clear();
+            while from < old.len() && window.len() < REBUILD_WINDOW {
+                if old[from].head != NIL {
+                    let at = self.index.claim(self.hasher.hash(old[from].key.get()));
+                    moved[from] = at;
+                    window.push((from, at));
+                }
+                from += 1;
             }
-            self.entries.push(e);
+            let touched = window
+                .iter()
+                .fold(0u8, |acc, &(_, at)| acc ^ self.entries[at as usize].kinds);
+            std::hint::black_box(touched);
+            for &(from, at) in &window {
+                self.entries[at as usize] = std::mem::replace(&mut old[from], PathEntry::new(b""));
+            }
         }
+        for s in self.slots.iter_mut().filter(|s| s.state == State::Live) {
+            s.entry = moved[s.entry as usize];
+            debug_assert_ne!(s.entry, NIL);
+        }
+        self.occupied = paths;
         self.empty = 0;
-        let hasher = self.hasher;
-        self.index
-            .rebuild(self.entries.iter().map(|e| hasher.hash(e.key.get())));
     }
 
     /// Slots the dispatch thread is done with: free for reuse. They are not
@@ -468,14 +537,19 @@ impl Registry {
         let mut prefixes = std::mem::take(&mut self.prefixes);
         let hash = if walk {
             self.hasher.prefixes(path, &mut prefixes);
-            let touched = prefixes
-                .iter()
-                .fold(0u64, |acc, &(h, _)| acc ^ self.index.touch(h));
-            std::hint::black_box(touched);
             prefixes.last().expect("a path has at least one prefix").0
         } else {
+            prefixes.clear();
             self.hasher.hash(path)
         };
+        // The path's own entry is usually in its home bucket: read it first,
+        // then the tags of the ancestors, so that all these misses overlap.
+        let touched = prefixes
+            .iter()
+            .fold(self.entries[self.index.home(hash)].kinds, |acc, &(h, _)| {
+                acc ^ self.index.touch(h)
+            });
+        std::hint::black_box(touched);
         let (data, child) = match event_type {
             zk_event_type::Created | zk_event_type::Changed => (true, false),
             zk_event_type::Deleted => (true, true),
@@ -709,7 +783,8 @@ mod tests {
                 );
             }
         }
-        assert!(r.entries.len() < 3500, "swept: {}", r.entries.len());
+        assert!(r.occupied < 3500, "swept: {}", r.occupied);
+        assert_eq!(r.entries.len(), r.index.buckets());
         assert_eq!(r.live(), 500);
         for (i, k) in keep.iter().enumerate() {
             assert_eq!(ids_on(&r, &format!("/keep/{i}")), vec![k.slot]);
@@ -721,6 +796,103 @@ mod tests {
         // A path watched again after its entry was swept, or kept empty.
         let again = r.add(b"/gone/1", zk_watch_kind::ZK_WATCH_DATA);
         assert_eq!(ids_on(&r, "/gone/1"), vec![again.slot]);
+    }
+
+    /// Random registrations, removals, events and retirements over a few
+    /// thousand paths (so the path table grows and is swept many times),
+    /// against a model of each path's watches in registration order.
+    #[test]
+    fn random_operations_match_a_model() {
+        use std::collections::BTreeMap;
+        let mut r = Registry::default();
+        // path -> live watches (slot, id, kind), in registration order
+        let mut model: BTreeMap<String, Vec<(u32, u64, Kind)>> = BTreeMap::new();
+        let mut retired_later = Vec::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let kinds = [
+            zk_watch_kind::ZK_WATCH_DATA,
+            zk_watch_kind::ZK_WATCH_CHILD,
+            zk_watch_kind::ZK_WATCH_PERSISTENT,
+        ];
+        let mut out = Vec::new();
+        for step in 0..60_000u32 {
+            // Paths both short (inline) and long (heap keys).
+            let n = next() % 3000;
+            let path = if n % 7 == 0 {
+                format!("/a/rather/long/path/beyond/thirty/bytes/{n}")
+            } else {
+                format!("/p/{n}")
+            };
+            match next() % 8 {
+                0..=3 => {
+                    let kind = kinds[(next() % 3) as usize];
+                    let added = r.add(path.as_bytes(), kind);
+                    model
+                        .entry(path)
+                        .or_default()
+                        .push((added.slot, added.id, Kind::from(kind)));
+                }
+                4 => {
+                    let watches = model.entry(path).or_default();
+                    if !watches.is_empty() {
+                        let (slot, id, _) = watches.remove((next() as usize) % watches.len());
+                        assert_eq!(r.remove(id), Some(Removed::Release(slot)), "step {step}");
+                        assert_eq!(r.remove(id), None);
+                        retired_later.push(slot);
+                    }
+                }
+                5 | 6 => {
+                    out.clear();
+                    r.match_event(zk_event_type::Changed, path.as_bytes(), &mut out);
+                    let watches = model.entry(path).or_default();
+                    let mut want: Vec<Target> = watches
+                        .iter()
+                        .filter(|w| w.2 == Kind::Data)
+                        .map(|w| Target {
+                            slot: w.0,
+                            gen: (w.1 >> 32) as u32,
+                            claim: true,
+                        })
+                        .collect();
+                    want.extend(watches.iter().filter(|w| w.2 == Kind::Persistent).map(|w| {
+                        Target {
+                            slot: w.0,
+                            gen: (w.1 >> 32) as u32,
+                            claim: false,
+                        }
+                    }));
+                    assert_eq!(out, want, "step {step}");
+                    watches.retain(|w| w.2 != Kind::Data);
+                    for t in out.iter().filter(|t| t.claim) {
+                        // As the dispatch thread does: claim, then retire.
+                        assert!(r
+                            .gen_cell(t.slot)
+                            .compare_exchange(t.gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok());
+                        retired_later.push(t.slot);
+                    }
+                }
+                _ => r.retire(&mut retired_later),
+            }
+        }
+        let live: usize = model.values().map(Vec::len).sum();
+        assert_eq!(r.live(), live);
+        for (path, watches) in &model {
+            let slots: Vec<u32> = watches.iter().map(|w| w.0).collect();
+            assert_eq!(ids_on(&r, path), slots, "{path}");
+            for &(slot, _, _) in watches {
+                let e = r.slots[slot as usize].entry as usize;
+                assert_eq!(r.entries[e].key.get(), path.as_bytes());
+            }
+        }
+        assert_eq!(r.entries.len(), r.index.buckets());
+        assert!(!over_full(r.occupied, r.index.buckets()));
     }
 
     #[test]
