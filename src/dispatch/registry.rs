@@ -799,8 +799,9 @@ mod tests {
     }
 
     /// Random registrations, removals, events and retirements over a few
-    /// thousand paths (so the path table grows and is swept many times),
-    /// against a model of each path's watches in registration order.
+    /// thousand paths (so the path table grows and is rebuilt many times),
+    /// against a model of each path's watches in registration order; fired
+    /// one-shots are claimed at once or later, or cancelled by removal first.
     #[test]
     fn random_operations_match_a_model() {
         use std::collections::BTreeMap;
@@ -808,6 +809,8 @@ mod tests {
         // path -> live watches (slot, id, kind), in registration order
         let mut model: BTreeMap<String, Vec<(u32, u64, Kind)>> = BTreeMap::new();
         let mut retired_later = Vec::new();
+        // Fired one-shots whose call is not claimed yet: (slot, id).
+        let mut fired: Vec<(u32, u64)> = Vec::new();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             rng ^= rng << 13;
@@ -837,6 +840,18 @@ mod tests {
                         .entry(path)
                         .or_default()
                         .push((added.slot, added.id, Kind::from(kind)));
+                }
+                4 if !fired.is_empty() && next() % 2 == 0 => {
+                    let (slot, id) = fired.swap_remove((next() as usize) % fired.len());
+                    assert_eq!(r.remove(id), Some(Removed::Cancelled), "step {step}");
+                    assert_eq!(r.remove(id), None);
+                    // The dispatch thread then fails to claim it, and retires it.
+                    let gen = (id >> 32) as u32;
+                    assert!(r
+                        .gen_cell(slot)
+                        .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err());
+                    retired_later.push(slot);
                 }
                 4 => {
                     let watches = model.entry(path).or_default();
@@ -869,16 +884,26 @@ mod tests {
                     }));
                     assert_eq!(out, want, "step {step}");
                     watches.retain(|w| w.2 != Kind::Data);
-                    for t in out.iter().filter(|t| t.claim) {
-                        // As the dispatch thread does: claim, then retire.
-                        assert!(r
-                            .gen_cell(t.slot)
-                            .compare_exchange(t.gen, 0, Ordering::AcqRel, Ordering::Acquire)
-                            .is_ok());
-                        retired_later.push(t.slot);
-                    }
+                    fired.extend(
+                        out.iter()
+                            .filter(|t| t.claim)
+                            .map(|t| (t.slot, (u64::from(t.gen) << 32) | u64::from(t.slot))),
+                    );
                 }
-                _ => r.retire(&mut retired_later),
+                _ => {
+                    // As the dispatch thread does: claim the fired calls, then
+                    // hand the slots back.
+                    for (slot, id) in fired.drain(..) {
+                        let gen = (id >> 32) as u32;
+                        assert!(r
+                            .gen_cell(slot)
+                            .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok());
+                        assert_eq!(r.remove(id), None, "claimed");
+                        retired_later.push(slot);
+                    }
+                    r.retire(&mut retired_later);
+                }
             }
         }
         let live: usize = model.values().map(Vec::len).sum();
