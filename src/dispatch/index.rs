@@ -55,10 +55,9 @@ impl PathHasher {
         ((x ^ (x >> 29)) >> 32) as u32
     }
 
-    /// `(hash, length)` of `/`, of each ancestor, then of the path itself (for
-    /// a validated absolute path), in that order.
+    /// Appends `(hash, length)` of `/`, of each ancestor, then of the path
+    /// itself (for a validated absolute path), in that order.
     pub(super) fn prefixes(self, path: &[u8], out: &mut Vec<(u32, usize)>) {
-        out.clear();
         out.push((self.hash(b"/"), 1));
         for (i, &b) in path.iter().enumerate().skip(1) {
             if b == b'/' {
@@ -126,6 +125,29 @@ impl PathIndex {
         self.tags[self.home(hash)]
     }
 
+    /// The first bucket from `home` whose tag is this hash's (or the empty
+    /// bucket that ends the search): where a lookup most likely reads an
+    /// entry. Found from the tags alone.
+    pub(super) fn likely(&self, hash: u32) -> usize {
+        let want = tag(hash);
+        let mut i = self.home(hash);
+        loop {
+            let t = self.tags[i];
+            if t == 0 || t == want {
+                return i;
+            }
+            i += 1;
+            if i == self.tags.len() {
+                i = 0;
+            }
+        }
+    }
+
+    /// Whether `bucket` holds a path whose hash may be `hash` (its tag).
+    pub(super) fn holds(&self, bucket: u32, hash: u32) -> bool {
+        self.tags[bucket as usize] == tag(hash)
+    }
+
     /// The bucket holding a path with this hash for which `is` says yes.
     pub(super) fn find(&self, hash: u32, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
         let want = tag(hash);
@@ -169,6 +191,7 @@ mod tests {
         let h = PathHasher::new();
         let mut out = Vec::new();
         for path in ["/", "/a", "/a/b", "/app/svc-17/shard-3/node-42"] {
+            out.clear();
             h.prefixes(path.as_bytes(), &mut out);
             let want: Vec<(u32, usize)> = crate::path::self_and_ancestors(path)
                 .collect::<Vec<_>>()

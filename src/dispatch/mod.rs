@@ -2,10 +2,14 @@
 //! `SequentialThreadingHandler`, as one thread-safe object that any ZooKeeper
 //! client can feed.
 //!
-//! Feeding (`event`, `session`, `submit`) does the matching at once, under the
-//! lock, exactly where kazoo's connection thread does it (one-shot watches
-//! are popped when their event is read), and queues the resulting callbacks.
-//! One dispatch thread runs the queue in FIFO order in batches, never holding
+//! Feeding (`event`, `session`, `submit`) does the matching under the lock,
+//! in feed order, as kazoo's connection thread does it (one-shot watches are
+//! popped when their event is read), and queues the resulting callbacks.
+//! Node events and registrations are applied to the registry a window at a
+//! time (`Pending`): the cache misses of a window's lookups overlap, which
+//! with a million watches is most of their cost. Every other operation, and
+//! the dispatch thread before it takes work, first applies what is pending,
+//! so nothing can observe the difference. One dispatch thread runs the queue in FIFO order in batches, never holding
 //! the lock while user code runs, so callbacks may call back into the
 //! dispatcher.
 //!
@@ -22,6 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
 
 use crate::event::{zk_event_type, ZK_ZXID_UNKNOWN};
 use crate::path;
@@ -33,6 +38,7 @@ use crate::session::{
 use crate::state::{zk_kazoo_state, zk_keeper_state};
 use crate::status::{zk_status, Result};
 
+mod ancestry;
 mod index;
 mod registry;
 
@@ -354,9 +360,72 @@ struct Signal {
     cv: Condvar,
 }
 
+/// Node events and registrations fed but not yet applied to the registry:
+/// applied in order, a window at a time (`Shared::settle`), by the feeder
+/// that fills a window, by any other operation before it acts, and by the
+/// dispatch thread before it takes the queue.
+#[derive(Default)]
+struct Pending {
+    ops: Vec<Op>,
+    /// The paths of `ops`, one after another.
+    paths: Vec<u8>,
+    /// `Op::Event`s in `ops` (what may join the bounded queue).
+    events: usize,
+    /// Scratch: the lookups of a window's paths, where each path's are,
+    /// their likely buckets, and the slots `Registry::touch_entry` gave.
+    lookups: Vec<(u32, usize)>,
+    spans: Vec<(usize, usize)>,
+    buckets: Vec<u32>,
+    heads: Vec<u32>,
+    /// When the first of `ops` was fed (`None`: no ops).
+    since: Option<Instant>,
+    /// Whether `ops` started within `DENSE_GAP` of the last settling: the
+    /// feeder is likely to fill the window, and the dispatch thread waits
+    /// for it (up to `SETTLE_AFTER`) rather than settle a few ops early.
+    dense: bool,
+    last_settle: Option<Instant>,
+}
+
+enum Op {
+    /// A node event that passed the chroot (its client path).
+    Event {
+        meta: EventMeta,
+        at: usize,
+        len: usize,
+    },
+    /// A reserved watch to put on its path.
+    Link { slot: u32, at: usize, len: usize },
+}
+
+/// Pending operations applied together; with a million watches each
+/// lookup is a cache miss, and a window's misses overlap.
+const PENDING_WINDOW: usize = 32;
+
+/// Operations fed this soon after the last settling make a dense stream.
+const DENSE_GAP: Duration = Duration::from_micros(2);
+
+/// The longest the dispatch thread leaves a dense stream's pending
+/// operations to their feeder (the added latency at the end of a burst).
+const SETTLE_AFTER: Duration = Duration::from_micros(20);
+
+impl Pending {
+    fn push(&mut self, op: impl FnOnce(usize, usize) -> Op, path: &[u8]) {
+        let at = self.paths.len();
+        self.paths.extend_from_slice(path);
+        let op = op(at, path.len());
+        if matches!(op, Op::Event { .. }) {
+            self.events += 1;
+        }
+        self.ops.push(op);
+    }
+}
+
 /// Everything under the dispatcher's lock: the registry, the session state
 /// and the queue. One lock, so a node event costs one lock round trip, and
-/// the queue order is the feed order.
+/// the queue order is the feed order. Aligned so that no field shares a cache
+/// line with the lock word, which the dispatch thread's `try_lock` polling
+/// takes away from the feeder.
+#[repr(align(64))]
 struct Shared {
     watches: Registry,
     listeners: BTreeMap<u64, Arc<DynListener>>,
@@ -367,8 +436,12 @@ struct Shared {
     next_seq: u64,
     stats: zk_dispatcher_stats,
     queue: Batch,
+    /// What feeders last stored in `zk_dispatcher::queued` since the
+    /// dispatch thread cleared it.
+    published: usize,
     sleeping: bool,
     scratch: Vec<Target>,
+    pending: Pending,
 }
 
 impl Shared {
@@ -379,14 +452,138 @@ impl Shared {
         seq
     }
 
+    /// Applies the pending operations, in order, a window at a time: first
+    /// the hashes of the window's paths, then one read of what each lookup
+    /// reads first (so their misses overlap), then the operations.
+    fn settle(&mut self, queued: &AtomicUsize) {
+        if self.pending.ops.is_empty() {
+            return;
+        }
+        let mut p = std::mem::take(&mut self.pending);
+        p.last_settle = Some(Instant::now());
+        p.since = None;
+        for window in p.ops.chunks(PENDING_WINDOW) {
+            let w = &self.watches;
+            // The hashes: an event's path alone (its ancestors only if its
+            // entry says so, below); a new path's prefixes too if `link`
+            // will look its ancestors up.
+            p.lookups.clear();
+            p.spans.clear();
+            for op in window {
+                let start = p.lookups.len();
+                let (at, len, walk) = match *op {
+                    Op::Event { at, len, .. } => (at, len, false),
+                    Op::Link { slot, at, len } => (at, len, w.link_walks(slot)),
+                };
+                w.lookups(&p.paths[at..at + len], walk, &mut p.lookups);
+                p.spans.push((start, p.lookups.len()));
+            }
+            // Then the reads, each stage a short loop, so that many of its
+            // cache misses are in flight at once: tags, entries (in the
+            // buckets the tags point at), the slots of the one-shots an
+            // event pops, and the ancestors' tags of the events that walk.
+            let tags = p.spans.iter().fold(0, |acc, &(from, to)| {
+                acc ^ w.touch_tags(&p.lookups[from..to])
+            });
+            p.buckets.clear();
+            p.buckets.extend(
+                p.spans
+                    .iter()
+                    .map(|&(_, to)| w.likely_bucket(p.lookups[to - 1].0)),
+            );
+            p.heads.clear();
+            p.heads.extend(p.buckets.iter().map(|&b| w.touch_entry(b)));
+            let slots = p
+                .heads
+                .iter()
+                .fold(0, |acc, &slot| acc ^ w.touch_slot(slot));
+            let mut ancestors = 0;
+            for (i, op) in window.iter().enumerate() {
+                if let Op::Event { meta, at, len } = *op {
+                    let path = &p.paths[at..at + len];
+                    let hash = p.lookups[p.spans[i].1 - 1].0;
+                    if w.needs_ancestors(meta.event_type, path, hash, p.buckets[i]) {
+                        let start = p.lookups.len();
+                        w.lookups(path, true, &mut p.lookups);
+                        p.spans[i] = (start, p.lookups.len());
+                        ancestors ^= w.touch_tags(&p.lookups[start..]);
+                    }
+                }
+            }
+            std::hint::black_box((tags, slots, ancestors));
+            for (op, &(from, to)) in window.iter().zip(&p.spans) {
+                let lookups = &p.lookups[from..to];
+                match *op {
+                    Op::Event { meta, at, len } => {
+                        self.deliver(meta, &p.paths[at..at + len], lookups)
+                    }
+                    Op::Link { slot, at, len } => {
+                        self.watches.link(slot, &p.paths[at..at + len], lookups)
+                    }
+                }
+            }
+        }
+        p.ops.clear();
+        p.paths.clear();
+        p.events = 0;
+        self.pending = p;
+        // Published once, at the end: the dispatch thread, woken earlier,
+        // would only wait for the lock, taking its cache line meanwhile.
+        self.publish(queued);
+    }
+
+    /// Matches a node event and queues its calls, if any (unpublished:
+    /// see `settle`).
+    fn deliver(&mut self, meta: EventMeta, path: &[u8], lookups: &[(u32, usize)]) {
+        let mut targets = std::mem::take(&mut self.scratch);
+        targets.clear();
+        self.watches
+            .match_looked_up(meta.event_type, path, lookups, &mut targets);
+        if targets.is_empty() {
+            self.scratch = targets;
+            self.stats.events_unmatched += 1;
+            return;
+        }
+        self.stats.events_matched += 1;
+        let q = &mut self.queue;
+        let path_at = q.paths.len();
+        q.paths.extend_from_slice(path);
+        q.paths.push(0);
+        let targets_job = match targets.as_slice() {
+            [one] => Targets::One(*one),
+            many => {
+                let start = q.targets.len();
+                q.targets.extend_from_slice(many);
+                Targets::Many {
+                    start,
+                    len: many.len(),
+                }
+            }
+        };
+        q.bounded += 1;
+        q.jobs.push(Job::Event {
+            meta,
+            path_at,
+            path_len: path.len() as u32,
+            targets: targets_job,
+        });
+        self.scratch = targets;
+    }
+
     /// Queues a job; the caller releases the lock with `zk_dispatcher::unlock`.
     fn push(&mut self, job: Job, queued: &AtomicUsize) {
         self.queue.jobs.push(job);
-        // Published only when the dispatch thread's spinning cares: the
-        // first job, and the end of a gathering. A store per job would pull
-        // the line away from the spinning thread at every event.
+        self.publish(queued);
+    }
+
+    /// Tells the dispatch thread's spinning about the queued jobs when it
+    /// cares: the first jobs, and the end of a gathering. A store per job
+    /// would pull the line away from the spinning thread at every event.
+    fn publish(&mut self, queued: &AtomicUsize) {
         let len = self.queue.jobs.len();
-        if len == 1 || len == GATHER_JOBS {
+        if (self.published == 0 && len > 0) || (self.published < GATHER_JOBS && len >= GATHER_JOBS)
+        {
+            self.published = len;
             queued.store(len, Ordering::Release);
         }
     }
@@ -505,8 +702,10 @@ impl Dispatcher {
                 next_seq: 1,
                 stats: zk_dispatcher_stats::default(),
                 queue: Batch::default(),
+                published: 0,
                 sleeping: false,
                 scratch: Vec::new(),
+                pending: Pending::default(),
             }),
             wake: Condvar::new(),
             queued: OwnLine(AtomicUsize::new(0)),
@@ -584,6 +783,44 @@ impl zk_dispatcher {
         Ok(s)
     }
 
+    /// `open`, with the pending operations applied.
+    fn open_settled(&self) -> Result<MutexGuard<'_, Shared>> {
+        let mut s = self.open()?;
+        s.settle(&self.queued);
+        Ok(s)
+    }
+
+    /// The lock, with the pending operations applied.
+    fn lock_settled(&self) -> MutexGuard<'_, Shared> {
+        let mut s = lock(&self.shared);
+        s.settle(&self.queued);
+        s
+    }
+
+    /// Releases the lock after deferring an operation (`Pending`): applies
+    /// the pending ones if they fill a window, and otherwise makes sure the
+    /// dispatch thread will apply them if nothing else comes.
+    fn unlock_pending(&self, mut guard: MutexGuard<'_, Shared>) {
+        let s = &mut *guard;
+        let p = &mut s.pending;
+        if p.ops.len() >= PENDING_WINDOW {
+            s.settle(&self.queued);
+        } else if p.ops.len() == 1 {
+            let now = Instant::now();
+            p.since = Some(now);
+            p.dense = p
+                .last_settle
+                .is_some_and(|t| now.duration_since(t) < DENSE_GAP);
+            if !p.dense && s.published == 0 {
+                // Wake the dispatch thread's spinning, as `Shared::publish`
+                // does for a first job.
+                s.published = 1;
+                self.queued.store(1, Ordering::Release);
+            }
+        }
+        self.unlock(guard);
+    }
+
     /// Releases the lock after queueing, waking the dispatch thread if it
     /// sleeps.
     fn unlock(&self, mut guard: MutexGuard<'_, Shared>) {
@@ -595,6 +832,10 @@ impl zk_dispatcher {
     }
 
     fn has_room(&self, s: &mut Shared) -> Result<()> {
+        if self.capacity != 0 && s.queue.bounded + s.pending.events >= self.capacity {
+            // Pending events may match nothing: count exactly.
+            s.settle(&self.queued);
+        }
         if self.capacity != 0 && s.queue.bounded >= self.capacity {
             s.stats.refused_full += 1;
             return Err(zk_status::ZK_ERR_QUEUE_FULL);
@@ -655,17 +896,18 @@ impl zk_dispatcher {
             Err(status) => return Err(Refused { status, handler }),
         };
         let s = &mut *guard;
-        let added = s.watches.add(path.as_bytes(), kind);
+        let added = s.watches.reserve(kind);
         // Under the lock: registered before any event that can match it.
         s.queue.chunks.extend(added.chunk);
-        s.push(
-            Job::Register {
-                slot: added.slot,
-                handler: wrap(handler),
-            },
-            &self.queued,
-        );
-        self.unlock(guard);
+        // Not published: no hurry until an event for it is queued.
+        s.queue.jobs.push(Job::Register {
+            slot: added.slot,
+            handler: wrap(handler),
+        });
+        let slot = added.slot;
+        s.pending
+            .push(|at, len| Op::Link { slot, at, len }, path.as_bytes());
+        self.unlock_pending(guard);
         Ok(added.id)
     }
 
@@ -675,7 +917,7 @@ impl zk_dispatcher {
     /// runs), and its handler is dropped on the dispatch thread once the
     /// events queued before have been passed.
     pub fn watch_remove(&self, id: u64) -> Result<()> {
-        let mut s = lock(&self.shared);
+        let mut s = self.lock_settled();
         match s.watches.remove(id).ok_or(zk_status::ZK_ERR_NOT_FOUND)? {
             Removed::Release(slot) => {
                 s.push(Job::Release(slot), &self.queued);
@@ -692,7 +934,7 @@ impl zk_dispatcher {
         &self,
         handler: H,
     ) -> std::result::Result<u64, Refused<H>> {
-        let mut s = match self.open() {
+        let mut s = match self.open_settled() {
             Ok(s) => s,
             Err(status) => return Err(Refused { status, handler }),
         };
@@ -712,7 +954,7 @@ impl zk_dispatcher {
     /// Removes a listener. `ZK_ERR_NOT_FOUND` if it is not registered (never
     /// was, was removed, or removed itself by returning true).
     pub fn listener_remove(&self, id: u64) -> Result<()> {
-        let mut s = lock(&self.shared);
+        let mut s = self.lock_settled();
         let listener = s.listeners.remove(&id).ok_or(zk_status::ZK_ERR_NOT_FOUND)?;
         if listener.removed.swap(true, Ordering::AcqRel) {
             // It returned true and removed itself: ours may be the last
@@ -755,55 +997,23 @@ impl zk_dispatcher {
             s.stats.events_unmatched += 1;
             return Ok(());
         };
-        let mut targets = std::mem::take(&mut s.scratch);
-        targets.clear();
-        s.watches
-            .match_event(event_type, client_path.as_bytes(), &mut targets);
-        if targets.is_empty() {
-            s.scratch = targets;
-            s.stats.events_unmatched += 1;
-            return Ok(());
-        }
-        s.stats.events_matched += 1;
         let meta = EventMeta {
             event_type,
             state: s.machine.keeper,
             zxid,
             seq,
         };
-        let q = &mut s.queue;
-        let path_at = q.paths.len();
-        q.paths.extend_from_slice(client_path.as_bytes());
-        q.paths.push(0);
-        let targets_job = match targets.as_slice() {
-            [one] => Targets::One(*one),
-            many => {
-                let start = q.targets.len();
-                q.targets.extend_from_slice(many);
-                Targets::Many {
-                    start,
-                    len: many.len(),
-                }
-            }
-        };
-        q.bounded += 1;
-        s.scratch = targets;
-        s.push(
-            Job::Event {
-                meta,
-                path_at,
-                path_len: client_path.len() as u32,
-                targets: targets_job,
-            },
-            &self.queued,
+        s.pending.push(
+            |at, len| Op::Event { meta, at, len },
+            client_path.as_bytes(),
         );
-        self.unlock(guard);
+        self.unlock_pending(guard);
         Ok(())
     }
 
     /// Feeds a new keeper state, as kazoo's `_session_callback`.
     pub fn session(&self, state: zk_keeper_state) -> Result<()> {
-        let mut guard = self.open()?;
+        let mut guard = self.open_settled()?;
         let s = &mut *guard;
         let seq = s.next_seq();
         s.stats.sessions_fed += 1;
@@ -868,7 +1078,7 @@ impl zk_dispatcher {
     /// Queues a task to run once on the dispatch thread (kazoo's `Callback`).
     /// On failure the task is handed back, untouched.
     pub fn submit<T: Task>(&self, task: T) -> std::result::Result<(), Refused<T>> {
-        let mut s = match self.open() {
+        let mut s = match self.open_settled() {
             Ok(s) => s,
             Err(status) => {
                 return Err(Refused {
@@ -905,7 +1115,7 @@ impl zk_dispatcher {
         }
         let signal = Arc::new(Signal::default());
         {
-            let mut s = self.open()?;
+            let mut s = self.open_settled()?;
             s.push(Job::Flush(Arc::clone(&signal)), &self.queued);
             self.unlock(s);
         }
@@ -923,7 +1133,7 @@ impl zk_dispatcher {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> zk_dispatcher_stats {
-        let s = lock(&self.shared);
+        let s = self.lock_settled();
         let mut stats = s.stats;
         let claimed = self.counters.claimed.load(Ordering::Acquire);
         stats.watches = s.watches.live() as u64 + (s.watches.popped() - claimed);
@@ -986,7 +1196,28 @@ impl zk_dispatcher {
         let mut s = self.lock_polling();
         s.watches.retire(retired);
         let mut spun = false;
-        while s.queue.jobs.is_empty() {
+        loop {
+            if !s.queue.jobs.is_empty() {
+                break;
+            }
+            if let Some(since) = s.pending.since {
+                if !s.pending.dense || s.closing || since.elapsed() >= SETTLE_AFTER {
+                    s.settle(&self.queued);
+                    continue;
+                }
+                // A dense stream's feeder is filling a window: leave it the
+                // window (so that its misses overlap), unless it stops.
+                s.published = 0;
+                self.queued.store(0, Ordering::Release);
+                drop(s);
+                while self.queued.load(Ordering::Acquire) == 0 && since.elapsed() < SETTLE_AFTER {
+                    for _ in 0..32 {
+                        std::hint::spin_loop();
+                    }
+                }
+                s = self.lock_polling();
+                continue;
+            }
             if s.closing {
                 return false;
             }
@@ -1010,6 +1241,7 @@ impl zk_dispatcher {
         }
         s.sleeping = false;
         std::mem::swap(&mut s.queue, batch);
+        s.published = 0;
         self.queued.store(0, Ordering::Release);
         true
     }

@@ -12,6 +12,12 @@
 //! slot's generation above it, so ids are never reused: a slot whose
 //! generation is exhausted is retired for good.
 //!
+//! A watch joins the registry in two steps: `reserve` gives it a slot and
+//! its id, `link` puts it on its path (the dispatcher links a window of
+//! registrations at a time, see `Pending`). An entry caches whether any
+//! ancestor of its path has a recursive watch (see `ancestry`), so that an
+//! event on a watched path usually needs no lookup of its ancestors.
+//!
 //! A slot leaves the registry in two steps: firing for the last time
 //! (`Popped`: no longer matched, still removable until the dispatch thread
 //! claims its call) or removal (`Dead`), then, once the dispatch thread has
@@ -23,6 +29,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use super::ancestry::{Ancestry, Deps, EPOCH_LIMIT};
 use super::index::{PathHasher, PathIndex};
 use super::zk_watch_kind;
 use crate::event::zk_event_type;
@@ -130,7 +137,9 @@ impl Key {
     }
 }
 
-/// A watched path (64 bytes).
+/// A watched path: 64 bytes, on a cache line of its own (the buckets are
+/// read at random, and an entry across two lines would cost two misses).
+#[repr(align(64))]
 struct PathEntry {
     key: Key,
     /// The first watch of the list and its generation: a path with one watch
@@ -140,6 +149,8 @@ struct PathEntry {
     tail: u32,
     /// `Kind::bit`s of the watches in the list.
     kinds: u8,
+    /// Whether an ancestor has a recursive watch, if known (see `ancestry`).
+    anc: Ancestry,
     /// When the path last gained a data (child) watch after having none: the
     /// order in which kazoo's `_data_watchers` (`_child_watchers`) dict holds
     /// the path, which is the order `_reset_watchers` fires them in.
@@ -155,6 +166,7 @@ impl PathEntry {
             head_gen: 0,
             tail: NIL,
             kinds: 0,
+            anc: Ancestry::default(),
             data_since: 0,
             child_since: 0,
         }
@@ -226,12 +238,18 @@ pub(super) struct Registry {
     empty: usize,
     index: PathIndex,
     hasher: PathHasher,
+    /// Another seed, for `dep_key`.
+    hasher2: PathHasher,
     live: usize,
     /// Watches fired for the last time and not cancelled, ever: those the
     /// dispatch thread has not yet called are `popped - Counters::claimed`.
     popped: u64,
     recursive: usize,
     next_order: u64,
+    /// The epoch of the entries' cached ancestry, and what it depends on.
+    epoch: u32,
+    deps: Deps,
+    /// Scratch for the prefixes of a path.
     prefixes: Vec<(u32, usize)>,
 }
 
@@ -254,10 +272,13 @@ impl Default for Registry {
             empty: 0,
             index: PathIndex::with_buckets(MIN_BUCKETS),
             hasher: PathHasher::new(),
+            hasher2: PathHasher::new(),
             live: 0,
             popped: 0,
             recursive: 0,
             next_order: 0,
+            epoch: 1,
+            deps: Deps::default(),
             prefixes: Vec::new(),
         }
     }
@@ -284,8 +305,19 @@ impl Registry {
             .find(hash, |e| self.entries[e as usize].key.get() == path)
     }
 
-    /// Registers a watch on a validated path.
+    /// Registers a watch on a validated path: `reserve`, then `link`.
+    #[cfg(test)]
     pub(super) fn add(&mut self, path: &[u8], kind: zk_watch_kind) -> Added {
+        let added = self.reserve(kind);
+        self.link(added.slot, path, &[(self.hasher.hash(path), path.len())]);
+        added
+    }
+
+    /// Takes a slot and an id for a new watch, on no path yet: no event
+    /// matches it until `link` puts it on its path. Until then it stays
+    /// `Free`, and its id must not reach `remove` (the dispatcher links every
+    /// reserved watch before any other operation).
+    pub(super) fn reserve(&mut self, kind: zk_watch_kind) -> Added {
         let kind = Kind::from(kind);
         let mut chunk = None;
         let slot = match self.reuse() {
@@ -310,7 +342,36 @@ impl Registry {
         };
         let order = self.next_order;
         self.next_order += 1;
-        let hash = self.hasher.hash(path);
+        let s = &mut self.slots[slot as usize];
+        s.gen += 1;
+        s.order = order;
+        s.entry = NIL;
+        s.next = NIL;
+        s.kind = kind;
+        s.state = State::Free;
+        let gen = s.gen;
+        self.gen_cell(slot).store(gen, Ordering::Release);
+        Added {
+            slot,
+            id: (u64::from(gen) << 32) | u64::from(slot),
+            chunk,
+        }
+    }
+
+    /// Whether linking a watch in this slot needs its path's prefixes:
+    /// `link` caches a new path's ancestry when recursive watches exist.
+    pub(super) fn link_walks(&self, slot: u32) -> bool {
+        self.recursive > 0 || self.slots[slot as usize].kind == Kind::Recursive
+    }
+
+    /// Puts a reserved watch on its (validated) path at the end of the
+    /// path's list: from now on events match it. `lookups` as `lookups`
+    /// gives them (the path's own last; its prefixes too if `link_walks`,
+    /// else they are made here if needed).
+    pub(super) fn link(&mut self, slot: u32, path: &[u8], lookups: &[(u32, usize)]) {
+        debug_assert_eq!(self.slots[slot as usize].state, State::Free);
+        let hash = lookups.last().expect("a path has at least one lookup").0;
+        let mut created = false;
         let entry = match self.find(hash, path) {
             Some(e) => {
                 if self.entries[e as usize].head == NIL {
@@ -330,17 +391,20 @@ impl Registry {
                 debug_assert!(vacant.key.get().is_empty() && vacant.head == NIL);
                 std::mem::forget(vacant);
                 self.occupied += 1;
+                created = true;
                 e
             }
         };
         let s = &mut self.slots[slot as usize];
-        s.gen += 1;
-        s.order = order;
         s.entry = entry;
-        s.next = NIL;
-        s.kind = kind;
         s.state = State::Live;
-        let gen = s.gen;
+        let (kind, order, gen) = (s.kind, s.order, s.gen);
+        if kind == Kind::Recursive && self.entries[entry as usize].kinds & kind.bit() == 0 {
+            self.recursive_changed(hash, path);
+        }
+        if created && (self.recursive > 0 || kind == Kind::Recursive) {
+            self.cache_ancestry(entry, path, lookups);
+        }
         let e = &mut self.entries[entry as usize];
         if e.kinds & kind.bit() == 0 {
             match kind {
@@ -357,15 +421,9 @@ impl Registry {
         } else {
             self.slots[tail as usize].next = slot;
         }
-        self.gen_cell(slot).store(gen, Ordering::Release);
         self.live += 1;
         if kind == Kind::Recursive {
             self.recursive += 1;
-        }
-        Added {
-            slot,
-            id: (u64::from(gen) << 32) | u64::from(slot),
-            chunk,
         }
     }
 
@@ -446,7 +504,78 @@ impl Registry {
         e.head = head;
         e.head_gen = head_gen;
         e.tail = tail;
+        let lost = e.kinds & !kinds;
         e.kinds = kinds;
+        if lost & Kind::Recursive.bit() != 0 {
+            let key = self.entries[entry as usize].key.get();
+            let hash = self.hasher.hash(key);
+            let key = key.to_vec();
+            self.recursive_changed(hash, &key);
+        }
+    }
+
+    /// A path gained its first recursive watch or lost its last: the cached
+    /// ancestry of its descendants is stale, if any depends on it.
+    fn recursive_changed(&mut self, hash: u32, path: &[u8]) {
+        if self.deps.contains(self.dep_key(hash, path)) {
+            self.epoch += 1;
+            if self.epoch == EPOCH_LIMIT {
+                for e in &mut self.entries {
+                    e.anc = Ancestry::default();
+                }
+                self.epoch = 1;
+            }
+        }
+    }
+
+    /// Looks up the strict ancestors of the path of `entry` (`lookups` its
+    /// prefixes, or the path's own hash alone), caches whether one has a
+    /// recursive watch, and returns that.
+    fn cache_ancestry(&mut self, entry: u32, path: &[u8], lookups: &[(u32, usize)]) -> bool {
+        let mut prefixes = std::mem::take(&mut self.prefixes);
+        prefixes.clear();
+        if lookups.len() > 1 || path.len() == 1 {
+            prefixes.extend_from_slice(lookups);
+        } else {
+            self.hasher.prefixes(path, &mut prefixes);
+        }
+        let mut has = false;
+        for &(h, len) in &prefixes[..prefixes.len() - 1] {
+            self.deps.insert(self.dep_key(h, &path[..len]));
+            if let Some(e) = self.find(h, &path[..len]) {
+                has |= self.entries[e as usize].kinds & Kind::Recursive.bit() != 0;
+            }
+        }
+        self.prefixes = prefixes;
+        self.entries[entry as usize].anc = Ancestry::new(self.epoch, has);
+        if self.deps.stale(self.occupied) {
+            self.restart_deps();
+        }
+        has
+    }
+
+    /// A path's key in `Deps`: its hash, and a second one (64 bits, so that
+    /// with a million paths no two share a key).
+    fn dep_key(&self, hash: u32, path: &[u8]) -> u64 {
+        (u64::from(hash) << 32) | u64::from(self.hasher2.hash(path))
+    }
+
+    /// Starts `Deps` again, sized for the paths, from the answers cached at
+    /// the current epoch (the stale ones depend on nothing).
+    fn restart_deps(&mut self) {
+        let mut deps = Deps::for_keys(self.occupied);
+        let mut prefixes = std::mem::take(&mut self.prefixes);
+        for e in &self.entries {
+            if e.anc.at(self.epoch).is_some() {
+                prefixes.clear();
+                self.hasher.prefixes(e.key.get(), &mut prefixes);
+                for &(h, len) in &prefixes[..prefixes.len() - 1] {
+                    deps.insert(self.dep_key(h, &e.key.get()[..len]));
+                }
+            }
+        }
+        self.prefixes = prefixes;
+        self.deps = deps;
     }
 
     /// Sweeps the empty entries once they outnumber the others (and are more
@@ -522,41 +651,120 @@ impl Registry {
         None
     }
 
+    /// Whether matching an event of this type walks the path's ancestors
+    /// (for persistent-recursive watches).
+    pub(super) fn walks(&self, event_type: zk_event_type) -> bool {
+        self.recursive > 0 && event_type != zk_event_type::Child
+    }
+
+    /// Appends what matching `path` looks up: with `walk`, `(hash, length)`
+    /// of each prefix as `PathHasher::prefixes` gives them, else of the path
+    /// alone. The path's own pair is always last.
+    pub(super) fn lookups(&self, path: &[u8], walk: bool, out: &mut Vec<(u32, usize)>) {
+        if walk {
+            self.hasher.prefixes(path, out);
+        } else {
+            out.push((self.hasher.hash(path), path.len()));
+        }
+    }
+
+    /// Reads the first tag each of these lookups reads. The `touch_*`
+    /// reads, done stage by stage for a window of paths before any of them
+    /// is looked up, make the window's cache misses overlap instead of
+    /// adding up (each stage is a short loop of independent reads, so the
+    /// processor keeps many in flight).
+    pub(super) fn touch_tags(&self, lookups: &[(u32, usize)]) -> u8 {
+        lookups
+            .iter()
+            .fold(0, |acc, &(h, _)| acc ^ self.index.touch(h))
+    }
+
+    /// The bucket whose entry a lookup of `hash` most likely reads (found
+    /// from the tags, which `touch_tags` read before).
+    pub(super) fn likely_bucket(&self, hash: u32) -> u32 {
+        self.index.likely(hash) as u32
+    }
+
+    /// Reads the entry in `bucket` (`likely_bucket` gave it), and returns
+    /// the slot at the head of its list if it has one-shot watches, which an
+    /// event pops (`NIL` otherwise).
+    pub(super) fn touch_entry(&self, bucket: u32) -> u32 {
+        let e = &self.entries[bucket as usize];
+        if e.kinds & (Kind::Data.bit() | Kind::Child.bit()) != 0 {
+            e.head
+        } else {
+            NIL
+        }
+    }
+
+    /// Reads a slot (`touch_entry` gave it).
+    pub(super) fn touch_slot(&self, slot: u32) -> u8 {
+        self.slots.get(slot as usize).map_or(0, |s| s.state as u8)
+    }
+
     /// Collects the watches a node event fires, one-shots popped: kazoo's
     /// data/child rules, then ZooKeeper 3.6's persistent and
     /// persistent-recursive rules, in that order. O(depth): one hashing pass
-    /// over the path; the index slots of all its prefixes are read before
-    /// any is searched, so their cache misses overlap.
+    /// over the path, and one lookup per prefix.
+    #[cfg(test)]
     pub(super) fn match_event(
         &mut self,
         event_type: zk_event_type,
         path: &[u8],
         out: &mut Vec<Target>,
     ) {
-        let walk = self.recursive > 0 && event_type != zk_event_type::Child;
-        let mut prefixes = std::mem::take(&mut self.prefixes);
-        let hash = if walk {
-            self.hasher.prefixes(path, &mut prefixes);
-            prefixes.last().expect("a path has at least one prefix").0
-        } else {
-            prefixes.clear();
-            self.hasher.hash(path)
-        };
-        // The path's own entry is usually in its home bucket: read it first,
-        // then the tags of the ancestors, so that all these misses overlap.
-        let touched = prefixes
-            .iter()
-            .fold(self.entries[self.index.home(hash)].kinds, |acc, &(h, _)| {
-                acc ^ self.index.touch(h)
-            });
-        std::hint::black_box(touched);
+        let mut lookups = Vec::new();
+        self.lookups(path, self.walks(event_type), &mut lookups);
+        self.match_looked_up(event_type, path, &lookups, out);
+    }
+
+    /// Whether matching an event of this type on `path` (hash `hash`; its
+    /// entry, if any, likely in `bucket`) looks up the path's ancestors: a
+    /// walk, unless the path's entry knows none has a recursive watch.
+    pub(super) fn needs_ancestors(
+        &self,
+        event_type: zk_event_type,
+        path: &[u8],
+        hash: u32,
+        bucket: u32,
+    ) -> bool {
+        if !self.walks(event_type) || path.len() == 1 {
+            return false;
+        }
+        let e = &self.entries[bucket as usize];
+        !(self.index.holds(bucket, hash)
+            && e.key.get() == path
+            && e.anc.at(self.epoch) == Some(false))
+    }
+
+    /// `match_event` with the path's `lookups` made beforehand (perhaps
+    /// before the registry last changed: if they lack the ancestors a walk
+    /// needs, they are made here).
+    pub(super) fn match_looked_up(
+        &mut self,
+        event_type: zk_event_type,
+        path: &[u8],
+        lookups: &[(u32, usize)],
+        out: &mut Vec<Target>,
+    ) {
+        let walk = self.walks(event_type);
+        let hash = lookups.last().expect("a path has at least one lookup").0;
         let (data, child) = match event_type {
             zk_event_type::Created | zk_event_type::Changed => (true, false),
             zk_event_type::Deleted => (true, true),
             _ => (false, true),
         };
+        // Whether to look up the ancestors, and to cache what they hold.
+        let (mut ancestors, mut cache) = (walk && path.len() > 1, false);
         if let Some(entry) = self.find(hash, path) {
-            let kinds = self.entries[entry as usize].kinds;
+            let e = &self.entries[entry as usize];
+            let kinds = e.kinds;
+            if ancestors {
+                match e.anc.at(self.epoch) {
+                    Some(has) => ancestors = has,
+                    None => cache = true,
+                }
+            }
             let pop = |k: Kind| (data && k == Kind::Data) || (child && k == Kind::Child);
             let mut popped = false;
             for kind in [Kind::Data, Kind::Child] {
@@ -576,18 +784,39 @@ impl Registry {
                 self.sweep_if_needed();
             }
         }
-        if walk {
-            // From the parent up to the root.
-            let ancestors = &prefixes[..prefixes.len() - 1];
-            for &(h, len) in ancestors.iter().rev() {
-                if let Some(entry) = self.find(h, &path[..len]) {
-                    if self.entries[entry as usize].kinds & Kind::Recursive.bit() != 0 {
-                        self.collect(entry, Kind::Recursive, false, out);
-                    }
+        if !ancestors {
+            return;
+        }
+        let mut prefixes = std::mem::take(&mut self.prefixes);
+        prefixes.clear();
+        if lookups.len() > 1 {
+            prefixes.extend_from_slice(lookups);
+        } else {
+            self.hasher.prefixes(path, &mut prefixes);
+        }
+        // From the parent up to the root.
+        let mut has = false;
+        for &(h, len) in prefixes[..prefixes.len() - 1].iter().rev() {
+            if cache {
+                self.deps.insert(self.dep_key(h, &path[..len]));
+            }
+            if let Some(entry) = self.find(h, &path[..len]) {
+                if self.entries[entry as usize].kinds & Kind::Recursive.bit() != 0 {
+                    has = true;
+                    self.collect(entry, Kind::Recursive, false, out);
                 }
             }
         }
         self.prefixes = prefixes;
+        if cache {
+            // Found again: popping may have swept the table.
+            if let Some(entry) = self.find(hash, path) {
+                self.entries[entry as usize].anc = Ancestry::new(self.epoch, has);
+            }
+            if self.deps.stale(self.occupied) {
+                self.restart_deps();
+            }
+        }
     }
 
     /// Appends the entry's watches of `kind`, in list order; `claim` pops them.
@@ -802,6 +1031,153 @@ mod tests {
     /// thousand paths (so the path table grows and is rebuilt many times),
     /// against a model of each path's watches in registration order; fired
     /// one-shots are claimed at once or later, or cancelled by removal first.
+    #[test]
+    fn cached_ancestry_follows_recursive_changes() {
+        for restart in [false, true] {
+            cached_ancestry_case(restart);
+        }
+    }
+
+    fn cached_ancestry_case(restart: bool) {
+        let slots = |out: &[Target]| out.iter().map(|t| t.slot).collect::<Vec<_>>();
+        let mut r = Registry::default();
+        let leaf = r.add(b"/x/y", zk_watch_kind::ZK_WATCH_PERSISTENT).slot;
+        // The first recursive watch, elsewhere: the leaf's ancestry is not
+        // known yet; the first event caches it (none).
+        r.add(b"/z", zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE);
+        let mut out = Vec::new();
+        r.match_event(zk_event_type::Changed, b"/x/y", &mut out);
+        assert_eq!(slots(&out), [leaf]);
+        let e = r.find(r.hasher.hash(b"/x/y"), b"/x/y").unwrap();
+        assert_eq!(r.entries[e as usize].anc.at(r.epoch), Some(false));
+        // What it depends on survives a restart of the dependencies.
+        if restart {
+            r.restart_deps();
+        }
+        // A recursive watch on an ancestor: seen at once.
+        let x = r.add(b"/x", zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE);
+        out.clear();
+        r.match_event(zk_event_type::Changed, b"/x/y", &mut out);
+        assert_eq!(slots(&out), [leaf, x.slot]);
+        // And its removal.
+        assert_eq!(r.remove(x.id), Some(Removed::Release(x.slot)));
+        out.clear();
+        r.match_event(zk_event_type::Changed, b"/x/y", &mut out);
+        assert_eq!(slots(&out), [leaf]);
+        // A new path under a recursive watch knows it from the start.
+        let root = r.add(b"/", zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE);
+        let deep = r.add(b"/x/y/w", zk_watch_kind::ZK_WATCH_PERSISTENT).slot;
+        let e = r.find(r.hasher.hash(b"/x/y/w"), b"/x/y/w").unwrap();
+        assert_eq!(r.entries[e as usize].anc.at(r.epoch), Some(true));
+        out.clear();
+        r.match_event(zk_event_type::Changed, b"/x/y/w", &mut out);
+        assert_eq!(slots(&out), [deep, root.slot]);
+    }
+
+    #[test]
+    fn recursive_watches_in_a_tree_match_a_model() {
+        // Paths in a small tree, so that watched paths are each other's
+        // ancestors; recursive watches come and go on inner paths and on
+        // leaves, which moves the ancestry cache's epoch (wrapping, in
+        // tests) and fills its dependencies (restarting them).
+        let mut r = Registry::default();
+        let mut model: Vec<(String, u32, u64, Kind)> = Vec::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let random_path = |next: &mut dyn FnMut() -> u64| {
+            let depth = 1 + next() % 5;
+            let mut p = String::new();
+            for _ in 0..depth {
+                p += &format!("/{}", next() % 3);
+            }
+            p
+        };
+        let mut out = Vec::new();
+        let mut lookups = Vec::new();
+        let (mut wraps, mut last_epoch) = (0, r.epoch);
+        for step in 0..40_000u32 {
+            if r.epoch < last_epoch {
+                wraps += 1;
+            }
+            last_epoch = r.epoch;
+            let path = random_path(&mut next);
+            match next() % 10 {
+                0..=2 => {
+                    let kind = match next() % 4 {
+                        0 => zk_watch_kind::ZK_WATCH_DATA,
+                        1 => zk_watch_kind::ZK_WATCH_PERSISTENT,
+                        _ => zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE,
+                    };
+                    // As the dispatcher does: reserve, then link with the
+                    // lookups it made (prefixes or the path alone).
+                    let added = r.reserve(kind);
+                    lookups.clear();
+                    r.lookups(path.as_bytes(), r.link_walks(added.slot), &mut lookups);
+                    r.link(added.slot, path.as_bytes(), &lookups);
+                    model.push((path, added.slot, added.id, Kind::from(kind)));
+                }
+                3 | 4 if !model.is_empty() => {
+                    let (_, slot, id, _) = model.remove((next() as usize) % model.len());
+                    assert_eq!(r.remove(id), Some(Removed::Release(slot)), "step {step}");
+                    r.retire(&mut vec![slot]);
+                }
+                _ => {
+                    out.clear();
+                    lookups.clear();
+                    // Prefixes made beforehand or not.
+                    r.lookups(path.as_bytes(), next() % 2 == 0, &mut lookups);
+                    r.match_looked_up(zk_event_type::Changed, path.as_bytes(), &lookups, &mut out);
+                    let target = |w: &(String, u32, u64, Kind), claim| Target {
+                        slot: w.1,
+                        gen: (w.2 >> 32) as u32,
+                        claim,
+                    };
+                    let p = path.as_str();
+                    let on = |k: Kind| model.iter().filter(move |w| w.0 == p && w.3 == k);
+                    let mut want: Vec<Target> = on(Kind::Data).map(|w| target(w, true)).collect();
+                    want.extend(on(Kind::Persistent).map(|w| target(w, false)));
+                    want.extend(on(Kind::Recursive).map(|w| target(w, false)));
+                    let mut ancestor = path.as_str();
+                    while let Some(cut) = ancestor.rfind('/') {
+                        ancestor = if cut == 0 { "/" } else { &ancestor[..cut] };
+                        want.extend(
+                            model
+                                .iter()
+                                .filter(|w| w.0 == ancestor && w.3 == Kind::Recursive)
+                                .map(|w| target(w, false)),
+                        );
+                        if ancestor == "/" {
+                            break;
+                        }
+                    }
+                    assert_eq!(out, want, "step {step}: {path}");
+                    let fired: Vec<u32> = out.iter().filter(|t| t.claim).map(|t| t.slot).collect();
+                    model.retain(|w| !(w.0 == path && w.3 == Kind::Data));
+                    // The dispatch thread claims them and hands them back.
+                    for &slot in &fired {
+                        let gen = r.slots[slot as usize].gen;
+                        assert!(r
+                            .gen_cell(slot)
+                            .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok());
+                    }
+                    r.retire(&mut fired.clone());
+                }
+            }
+            if step % 97 == 0 {
+                // A recursive watch on the root, now and then: everybody's ancestor.
+                let added = r.add(b"/", zk_watch_kind::ZK_WATCH_PERSISTENT_RECURSIVE);
+                model.push(("/".to_string(), added.slot, added.id, Kind::Recursive));
+            }
+        }
+        assert!(wraps > 10, "{wraps} epoch wraps");
+    }
+
     #[test]
     fn random_operations_match_a_model() {
         use std::collections::BTreeMap;
