@@ -23,9 +23,9 @@ pub(super) const EPOCH_LIMIT: u32 = 4;
 pub(super) struct Ancestry([u8; 3]);
 
 impl Ancestry {
-    /// `has`, as known at `epoch` (1 to `EPOCH_LIMIT - 1`).
+    /// `has`, as known at `epoch` (1 to `EPOCH_LIMIT - 1`; 23 bits).
     pub(super) fn new(epoch: u32, has: bool) -> Ancestry {
-        debug_assert!(epoch > 0 && epoch < EPOCH_LIMIT);
+        debug_assert!(epoch > 0 && epoch < 1 << 23);
         let v = (epoch << 1) | u32::from(has);
         let [a, b, c, _] = v.to_le_bytes();
         Ancestry([a, b, c])
