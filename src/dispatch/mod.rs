@@ -462,6 +462,22 @@ impl Shared {
         let mut p = std::mem::take(&mut self.pending);
         p.last_settle = Some(Instant::now());
         p.since = None;
+        if !self.watches.is_large() {
+            // All in cache: no reading ahead.
+            for op in &p.ops {
+                p.lookups.clear();
+                let (at, len) = match *op {
+                    Op::Event { at, len, .. } | Op::Link { at, len, .. } => (at, len),
+                };
+                let path = &p.paths[at..at + len];
+                self.watches.lookups(path, false, &mut p.lookups);
+                match *op {
+                    Op::Event { meta, .. } => self.deliver(meta, path, &p.lookups),
+                    Op::Link { slot, .. } => self.watches.link(slot, path, &p.lookups),
+                }
+            }
+            p.ops.clear();
+        }
         for window in p.ops.chunks(PENDING_WINDOW) {
             let w = &self.watches;
             // The hashes: an event's path alone (its ancestors only if its

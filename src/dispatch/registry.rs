@@ -284,7 +284,18 @@ impl Default for Registry {
     }
 }
 
+/// Below this many bytes of entries and slots the registry stays in cache,
+/// and reading ahead (`touch_*`) would only cost time.
+const CACHED_BYTES: usize = 512 << 10;
+
 impl Registry {
+    /// Whether the registry is large enough for its reads to miss the cache.
+    pub(super) fn is_large(&self) -> bool {
+        self.entries.len() * std::mem::size_of::<PathEntry>()
+            + self.slots.len() * std::mem::size_of::<Slot>()
+            > CACHED_BYTES
+    }
+
     /// Watches registered now.
     pub(super) fn live(&self) -> usize {
         self.live
