@@ -41,12 +41,14 @@ impl Ancestry {
 
 /// The paths some cached answer depends on, as 64-bit keys (two paths
 /// sharing one would only cost an epoch). Open addressing, at most half
-/// full; 0 marks an empty place (key 0 is stored as 1). Nothing is removed: the registry starts it again from the
-/// answers still cached once it holds many more hashes than there are
-/// paths (`stale`).
+/// full; 0 marks an empty place (key 0 is stored as 1). Nothing is
+/// removed: the registry starts it again from the answers still cached
+/// once it has grown enough since it last did (`stale`).
 pub(super) struct Deps {
     places: Vec<u64>,
     len: usize,
+    /// `len` when it was started again.
+    base: usize,
 }
 
 /// The fewest places of `Deps` (few in tests, so that it grows).
@@ -64,6 +66,7 @@ impl Deps {
         Deps {
             places: vec![0; places],
             len: 0,
+            base: 0,
         }
     }
 
@@ -109,15 +112,21 @@ impl Deps {
         self.places[self.place(key)] == key
     }
 
-    /// Whether it holds many more keys than `paths` answers can depend
-    /// on at once (each depends on its ancestors, mostly shared), so that
-    /// starting again from the live answers is worth it.
+    /// Marks the current keys as what the live answers depend on.
+    pub(super) fn started(&mut self) {
+        self.base = self.len;
+    }
+
+    /// Whether it has grown enough since it was started again (by the
+    /// keys then, and by the registry's `paths`) to start again, dropping
+    /// the keys only stale answers depended on: a start, which reads every
+    /// path, then costs O(1) per key added since.
     pub(super) fn stale(&self, paths: usize) -> bool {
         if cfg!(test) {
             // Often, so that tests start it again.
-            self.len > paths / 4 + 2
+            self.len > self.base + 2
         } else {
-            self.len > 4 * paths + 1024
+            self.len > 2 * self.base + paths.max(1024)
         }
     }
 }

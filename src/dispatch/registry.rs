@@ -586,6 +586,7 @@ impl Registry {
             }
         }
         self.prefixes = prefixes;
+        deps.started();
         self.deps = deps;
     }
 
