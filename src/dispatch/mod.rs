@@ -497,7 +497,8 @@ impl Shared {
             // Then the reads, each stage a short loop, so that many of its
             // cache misses are in flight at once: tags, entries (in the
             // buckets the tags point at), the slots of the one-shots an
-            // event pops, and the ancestors' tags of the events that walk.
+            // event pops and the paths kept on the heap, and the ancestors'
+            // tags of the events that walk.
             let tags = p.spans.iter().fold(0, |acc, &(from, to)| {
                 acc ^ w.touch_tags(&p.lookups[from..to])
             });
@@ -512,7 +513,8 @@ impl Shared {
             let slots = p
                 .heads
                 .iter()
-                .fold(0, |acc, &slot| acc ^ w.touch_slot(slot));
+                .fold(0, |acc, &slot| acc ^ w.touch_slot(slot))
+                ^ p.buckets.iter().fold(0, |acc, &b| acc ^ w.touch_key(b));
             let mut ancestors = 0;
             for (i, op) in window.iter().enumerate() {
                 if let Op::Event { meta, at, len } = *op {

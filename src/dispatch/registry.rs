@@ -709,6 +709,15 @@ impl Registry {
         }
     }
 
+    /// Reads the first byte of the path of the entry in `bucket`, if it is
+    /// on the heap (longer than 30 bytes): a lookup compares it.
+    pub(super) fn touch_key(&self, bucket: u32) -> u8 {
+        match &self.entries[bucket as usize].key {
+            Key::Heap(bytes) => bytes.first().copied().unwrap_or(0),
+            Key::Inline { .. } => 0,
+        }
+    }
+
     /// Reads a slot (`touch_entry` gave it).
     pub(super) fn touch_slot(&self, slot: u32) -> u8 {
         self.slots.get(slot as usize).map_or(0, |s| s.state as u8)
