@@ -42,7 +42,7 @@ mod ancestry;
 mod index;
 mod registry;
 
-use registry::{Registry, Removed, ResetActions, Target, CHUNK, LISTENER_ID_BIT};
+use registry::{gone, Link, Registry, Removed, ResetActions, Target, CHUNK, LISTENER_ID_BIT};
 
 /// The kind of a watch registered with `zk_watch_add()`.
 ///
@@ -394,7 +394,7 @@ enum Op {
         len: usize,
     },
     /// A reserved watch to put on its path.
-    Link { slot: u32, at: usize, len: usize },
+    Link { link: Link, at: usize, len: usize },
 }
 
 /// Pending operations applied together; with a million watches each
@@ -473,7 +473,7 @@ impl Shared {
                 self.watches.lookups(path, false, &mut p.lookups);
                 match *op {
                     Op::Event { meta, .. } => self.deliver(meta, path, &p.lookups),
-                    Op::Link { slot, .. } => self.watches.link(slot, path, &p.lookups),
+                    Op::Link { link, .. } => self.watches.link(link, path, &p.lookups),
                 }
             }
             p.ops.clear();
@@ -489,7 +489,7 @@ impl Shared {
                 let start = p.lookups.len();
                 let (at, len, walk) = match *op {
                     Op::Event { at, len, .. } => (at, len, false),
-                    Op::Link { slot, at, len } => (at, len, w.link_walks(slot)),
+                    Op::Link { link, at, len } => (at, len, w.link_walks(&link)),
                 };
                 w.lookups(&p.paths[at..at + len], walk, &mut p.lookups);
                 p.spans.push((start, p.lookups.len()));
@@ -508,8 +508,20 @@ impl Shared {
                     .iter()
                     .map(|&(_, to)| w.likely_bucket(p.lookups[to - 1].0)),
             );
+            // An event pops the slot at its entry's head; a link writes its
+            // own slot.
             p.heads.clear();
-            p.heads.extend(p.buckets.iter().map(|&b| w.touch_entry(b)));
+            let mut linked = 0;
+            for (op, &b) in window.iter().zip(&p.buckets) {
+                let head = w.touch_entry(b);
+                p.heads.push(match *op {
+                    Op::Event { .. } => head,
+                    Op::Link { link, .. } => {
+                        linked ^= head;
+                        link.slot
+                    }
+                });
+            }
             let slots = p
                 .heads
                 .iter()
@@ -528,15 +540,15 @@ impl Shared {
                     }
                 }
             }
-            std::hint::black_box((tags, slots, ancestors));
+            std::hint::black_box((tags, slots, ancestors, linked));
             for (op, &(from, to)) in window.iter().zip(&p.spans) {
                 let lookups = &p.lookups[from..to];
                 match *op {
                     Op::Event { meta, at, len } => {
                         self.deliver(meta, &p.paths[at..at + len], lookups)
                     }
-                    Op::Link { slot, at, len } => {
-                        self.watches.link(slot, &p.paths[at..at + len], lookups)
+                    Op::Link { link, at, len } => {
+                        self.watches.link(link, &p.paths[at..at + len], lookups)
                     }
                 }
             }
@@ -922,9 +934,9 @@ impl zk_dispatcher {
             slot: added.slot,
             handler: wrap(handler),
         });
-        let slot = added.slot;
+        let link = added.link;
         s.pending
-            .push(|at, len| Op::Link { slot, at, len }, path.as_bytes());
+            .push(|at, len| Op::Link { link, at, len }, path.as_bytes());
         self.unlock_pending(guard);
         Ok(added.id)
     }
@@ -1314,7 +1326,7 @@ impl zk_dispatcher {
         let k = target.slot as usize;
         let cell = &w.gens[k / CHUNK][k % CHUNK];
         let live = if target.claim {
-            cell.compare_exchange(target.gen, 0, Ordering::AcqRel, Ordering::Acquire)
+            cell.compare_exchange(target.gen, gone(target.gen), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         } else {
             cell.load(Ordering::Acquire) == target.gen

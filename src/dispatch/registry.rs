@@ -40,6 +40,16 @@ pub(super) const CHUNK: usize = 4096;
 /// Generations run from 1 to this; a slot that reaches it is not reused.
 const GEN_LIMIT: u32 = 0x7fff_ffff;
 
+/// Set in a generation cell once its watch is gone (no job may call it):
+/// the cell keeps the last generation below it, so that a slot is reused
+/// without reading the slot itself.
+const GONE: u32 = 0x8000_0000;
+
+/// What a generation cell holds once the watch of generation `gen` is gone.
+pub(super) fn gone(gen: u32) -> u32 {
+    gen | GONE
+}
+
 /// The position of a slot in no list, and the end of a list.
 const NIL: u32 = u32::MAX;
 
@@ -225,7 +235,8 @@ pub(super) struct ResetActions {
 pub(super) struct Registry {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// The live generation of every slot (0: none), shared with the dispatch
+    /// The live generation of every slot (0: never used; `gone(gen)` once
+    /// its watch is gone), shared with the dispatch
     /// thread, which skips jobs of a watch removed after they were queued.
     gens: Vec<Arc<[AtomicU32]>>,
     /// The path entries, each in the bucket `index` gave it (as many as the
@@ -253,12 +264,23 @@ pub(super) struct Registry {
     prefixes: Vec<(u32, usize)>,
 }
 
-/// A new watch: its slot, id, and the new chunk of generations to hand to
-/// the dispatch thread, if the slot opened one.
+/// A new watch: its slot, id, what `link` needs, and the new chunk of
+/// generations to hand to the dispatch thread, if the slot opened one.
 pub(super) struct Added {
     pub slot: u32,
     pub id: u64,
+    pub link: Link,
     pub chunk: Option<Arc<[AtomicU32]>>,
+}
+
+/// A reserved watch, as `link` puts it on its path (the slot itself is
+/// written only then).
+#[derive(Copy, Clone)]
+pub(super) struct Link {
+    pub slot: u32,
+    gen: u32,
+    order: u64,
+    kind: Kind,
 }
 
 impl Default for Registry {
@@ -320,19 +342,20 @@ impl Registry {
     #[cfg(test)]
     pub(super) fn add(&mut self, path: &[u8], kind: zk_watch_kind) -> Added {
         let added = self.reserve(kind);
-        self.link(added.slot, path, &[(self.hasher.hash(path), path.len())]);
+        self.link(added.link, path, &[(self.hasher.hash(path), path.len())]);
         added
     }
 
     /// Takes a slot and an id for a new watch, on no path yet: no event
-    /// matches it until `link` puts it on its path. Until then it stays
-    /// `Free`, and its id must not reach `remove` (the dispatcher links every
-    /// reserved watch before any other operation).
+    /// matches it until `link` puts it on its path. The slot is not read or
+    /// written here (its last generation is in its cell), and its id must
+    /// not reach `remove` before `link` (the dispatcher links every reserved
+    /// watch before any other operation).
     pub(super) fn reserve(&mut self, kind: zk_watch_kind) -> Added {
         let kind = Kind::from(kind);
         let mut chunk = None;
-        let slot = match self.reuse() {
-            Some(slot) => slot,
+        let (slot, last) = match self.reuse() {
+            Some(reused) => reused,
             None => {
                 let slot = self.slots.len();
                 if slot % CHUNK == 0 {
@@ -348,39 +371,44 @@ impl Registry {
                     kind,
                     state: State::Free,
                 });
-                u32::try_from(slot).expect("fewer than 2^32 watches")
+                (u32::try_from(slot).expect("fewer than 2^32 watches"), 0)
             }
         };
+        let gen = last + 1;
         let order = self.next_order;
         self.next_order += 1;
-        let s = &mut self.slots[slot as usize];
-        s.gen += 1;
-        s.order = order;
-        s.entry = NIL;
-        s.next = NIL;
-        s.kind = kind;
-        s.state = State::Free;
-        let gen = s.gen;
         self.gen_cell(slot).store(gen, Ordering::Release);
         Added {
             slot,
             id: (u64::from(gen) << 32) | u64::from(slot),
+            link: Link {
+                slot,
+                gen,
+                order,
+                kind,
+            },
             chunk,
         }
     }
 
-    /// Whether linking a watch in this slot needs its path's prefixes:
-    /// `link` caches a new path's ancestry when recursive watches exist.
-    pub(super) fn link_walks(&self, slot: u32) -> bool {
-        self.recursive > 0 || self.slots[slot as usize].kind == Kind::Recursive
+    /// Whether linking this watch needs its path's prefixes: `link` caches
+    /// a new path's ancestry when recursive watches exist.
+    pub(super) fn link_walks(&self, link: &Link) -> bool {
+        self.recursive > 0 || link.kind == Kind::Recursive
     }
 
     /// Puts a reserved watch on its (validated) path at the end of the
     /// path's list: from now on events match it. `lookups` as `lookups`
     /// gives them (the path's own last; its prefixes too if `link_walks`,
     /// else they are made here if needed).
-    pub(super) fn link(&mut self, slot: u32, path: &[u8], lookups: &[(u32, usize)]) {
-        debug_assert_eq!(self.slots[slot as usize].state, State::Free);
+    pub(super) fn link(&mut self, link: Link, path: &[u8], lookups: &[(u32, usize)]) {
+        let Link {
+            slot,
+            gen,
+            order,
+            kind,
+        } = link;
+        debug_assert_ne!(self.slots[slot as usize].state, State::Live);
         let hash = lookups.last().expect("a path has at least one lookup").0;
         let mut created = false;
         let entry = match self.find(hash, path) {
@@ -407,9 +435,12 @@ impl Registry {
             }
         };
         let s = &mut self.slots[slot as usize];
+        s.gen = gen;
+        s.order = order;
         s.entry = entry;
+        s.next = NIL;
+        s.kind = kind;
         s.state = State::Live;
-        let (kind, order, gen) = (s.kind, s.order, s.gen);
         if kind == Kind::Recursive && self.entries[entry as usize].kinds & kind.bit() == 0 {
             self.recursive_changed(hash, path);
         }
@@ -453,7 +484,7 @@ impl Registry {
         match s.state {
             State::Live => {
                 let entry = s.entry;
-                self.gen_cell(slot).store(0, Ordering::Release);
+                self.gen_cell(slot).store(gone(gen), Ordering::Release);
                 self.kill(slot, State::Dead);
                 self.unlink_dead(entry);
                 self.sweep_if_needed();
@@ -463,7 +494,7 @@ impl Registry {
             // whoever swaps the generation out first wins.
             State::Popped => {
                 self.gen_cell(slot)
-                    .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(gen, gone(gen), Ordering::AcqRel, Ordering::Acquire)
                     .ok()?;
                 self.popped -= 1;
                 Some(Removed::Cancelled)
@@ -645,19 +676,22 @@ impl Registry {
     /// read or written here (this runs on the dispatch thread, and the next
     /// `add` would have to pull each slot's cache line back): a retired slot
     /// keeps its `Popped` or `Dead` state, which no id can act on, since its
-    /// generation cell is 0; `add` skips the exhausted ones.
+    /// generation cell says `gone`; `reserve` skips the exhausted ones.
     pub(super) fn retire(&mut self, slots: &mut Vec<u32>) {
         self.free.append(slots);
     }
 
-    /// A slot to reuse, if any: the last one retired (its cache lines are
-    /// likely still warm) whose generation is not exhausted.
-    fn reuse(&mut self) -> Option<u32> {
+    /// A slot to reuse, if any, and its last generation: the last one
+    /// retired (its cache lines are likely still warm) whose generation is
+    /// not exhausted.
+    fn reuse(&mut self) -> Option<(u32, u32)> {
         while let Some(slot) = self.free.pop() {
-            let s = &self.slots[slot as usize];
-            debug_assert!(matches!(s.state, State::Popped | State::Dead));
-            if s.gen < GEN_LIMIT {
-                return Some(slot);
+            let cell = self.gen_cell(slot).load(Ordering::Acquire);
+            debug_assert!(cell & GONE != 0);
+            debug_assert!(matches!(self.slots[slot as usize].state, State::Popped | State::Dead));
+            let last = cell & !GONE;
+            if last < GEN_LIMIT {
+                return Some((slot, last));
             }
         }
         None
@@ -910,7 +944,7 @@ impl Registry {
                         self.popped += 1;
                         self.kill(cur, State::Popped);
                     } else {
-                        self.gen_cell(cur).store(0, Ordering::Release);
+                        self.gen_cell(cur).store(gone(s.gen), Ordering::Release);
                         out.released.push(cur);
                         self.kill(cur, State::Dead);
                     }
@@ -1138,8 +1172,8 @@ mod tests {
                     // lookups it made (prefixes or the path alone).
                     let added = r.reserve(kind);
                     lookups.clear();
-                    r.lookups(path.as_bytes(), r.link_walks(added.slot), &mut lookups);
-                    r.link(added.slot, path.as_bytes(), &lookups);
+                    r.lookups(path.as_bytes(), r.link_walks(&added.link), &mut lookups);
+                    r.link(added.link, path.as_bytes(), &lookups);
                     model.push((path, added.slot, added.id, Kind::from(kind)));
                 }
                 3 | 4 if !model.is_empty() => {
@@ -1184,7 +1218,7 @@ mod tests {
                         let gen = r.slots[slot as usize].gen;
                         assert!(r
                             .gen_cell(slot)
-                            .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                            .compare_exchange(gen, gone(gen), Ordering::AcqRel, Ordering::Acquire)
                             .is_ok());
                     }
                     r.retire(&mut fired.clone());
@@ -1246,7 +1280,7 @@ mod tests {
                     let gen = (id >> 32) as u32;
                     assert!(r
                         .gen_cell(slot)
-                        .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                        .compare_exchange(gen, gone(gen), Ordering::AcqRel, Ordering::Acquire)
                         .is_err());
                     retired_later.push(slot);
                 }
@@ -1294,7 +1328,7 @@ mod tests {
                         let gen = (id >> 32) as u32;
                         assert!(r
                             .gen_cell(slot)
-                            .compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Acquire)
+                            .compare_exchange(gen, gone(gen), Ordering::AcqRel, Ordering::Acquire)
                             .is_ok());
                         assert_eq!(r.remove(id), None, "claimed");
                         retired_later.push(slot);
