@@ -296,7 +296,10 @@ enum Job {
     },
     /// A removed watch: the dispatch thread drops its handler (running the
     /// free function) after the events queued before the removal.
-    Release(u32),
+    Release {
+        slot: u32,
+        gen: u32,
+    },
     /// A new listener: the dispatch thread keeps its own reference.
     RegisterListener(Arc<DynListener>),
     /// A removed listener, as `Release`.
@@ -950,7 +953,8 @@ impl zk_dispatcher {
         let mut s = self.lock_settled();
         match s.watches.remove(id).ok_or(zk_status::ZK_ERR_NOT_FOUND)? {
             Removed::Release(slot) => {
-                s.push(Job::Release(slot), &self.queued);
+                let gen = (id >> 32) as u32;
+                s.push(Job::Release { slot, gen }, &self.queued);
                 self.unlock(s);
             }
             Removed::Cancelled => drop(s),
@@ -1069,8 +1073,8 @@ impl zk_dispatcher {
         };
         if actions.fire_one_shot || actions.notify_one_shot || actions.notify_persistent {
             let reset = s.watches.reset(actions);
-            for slot in reset.released {
-                s.push(Job::Release(slot), &self.queued);
+            for (slot, gen) in reset.released {
+                s.push(Job::Release { slot, gen }, &self.queued);
             }
             if !reset.targets.is_empty() {
                 let meta = EventMeta {
@@ -1210,7 +1214,7 @@ impl zk_dispatcher {
     /// Waits for work and swaps it into `batch` (emptied by the caller),
     /// handing back the slots retired meanwhile. False once closing and
     /// drained.
-    fn next_batch(&self, batch: &mut Batch, retired: &mut Vec<u32>, dense: bool) -> bool {
+    fn next_batch(&self, batch: &mut Batch, retired: &mut Vec<(u32, u32)>, dense: bool) -> bool {
         if dense {
             // A dense stream (the last batch was large): let the next batch
             // gather briefly rather than take the lock after every push,
@@ -1326,8 +1330,13 @@ impl zk_dispatcher {
         let k = target.slot as usize;
         let cell = &w.gens[k / CHUNK][k % CHUNK];
         let live = if target.claim {
-            cell.compare_exchange(target.gen, gone(target.gen), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+            cell.compare_exchange(
+                target.gen,
+                gone(target.gen),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
         } else {
             cell.load(Ordering::Acquire) == target.gen
         };
@@ -1343,7 +1352,7 @@ impl zk_dispatcher {
             if let Some(h) = w.handlers.get_mut(k) {
                 drop(h.take());
             }
-            w.retired.push(target.slot);
+            w.retired.push((target.slot, target.gen));
             if live {
                 bump(&self.counters.claimed);
             }
@@ -1359,11 +1368,11 @@ impl zk_dispatcher {
                 }
                 w.handlers[k] = Some(handler);
             }
-            Job::Release(slot) => {
+            Job::Release { slot, gen } => {
                 if let Some(h) = w.handlers.get_mut(slot as usize) {
                     drop(h.take());
                 }
-                w.retired.push(slot);
+                w.retired.push((slot, gen));
             }
             Job::RegisterListener(listener) => {
                 w.listeners.insert(listener.id, listener);
@@ -1436,7 +1445,8 @@ struct Worker {
     handlers: Vec<Option<Handler>>,
     gens: Vec<Arc<[AtomicU32]>>,
     listeners: HashMap<u64, Arc<DynListener>>,
-    retired: Vec<u32>,
+    /// Slots done with, each with the generation of its last watch.
+    retired: Vec<(u32, u32)>,
 }
 
 impl Worker {

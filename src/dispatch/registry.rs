@@ -220,7 +220,7 @@ pub(super) struct Reset {
     /// The watches to notify, in kazoo's order.
     pub targets: Vec<Target>,
     /// Watches dropped without a notification: release them.
-    pub released: Vec<u32>,
+    pub released: Vec<(u32, u32)>,
 }
 
 /// What a session change asks of the watches (`ZK_SESSION_ACTION_*`).
@@ -234,7 +234,8 @@ pub(super) struct ResetActions {
 
 pub(super) struct Registry {
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// Retired slots, each with the generation of its last watch.
+    free: Vec<(u32, u32)>,
     /// The live generation of every slot (0: never used; `gone(gen)` once
     /// its watch is gone), shared with the dispatch
     /// thread, which skips jobs of a watch removed after they were queued.
@@ -677,19 +678,21 @@ impl Registry {
     /// `add` would have to pull each slot's cache line back): a retired slot
     /// keeps its `Popped` or `Dead` state, which no id can act on, since its
     /// generation cell says `gone`; `reserve` skips the exhausted ones.
-    pub(super) fn retire(&mut self, slots: &mut Vec<u32>) {
+    pub(super) fn retire(&mut self, slots: &mut Vec<(u32, u32)>) {
         self.free.append(slots);
     }
 
     /// A slot to reuse, if any, and its last generation: the last one
     /// retired (its cache lines are likely still warm) whose generation is
-    /// not exhausted.
+    /// not exhausted. Neither the slot nor its generation cell is read
+    /// (the cell's line is usually the dispatch thread's, which claimed it).
     fn reuse(&mut self) -> Option<(u32, u32)> {
-        while let Some(slot) = self.free.pop() {
-            let cell = self.gen_cell(slot).load(Ordering::Acquire);
-            debug_assert!(cell & GONE != 0);
-            debug_assert!(matches!(self.slots[slot as usize].state, State::Popped | State::Dead));
-            let last = cell & !GONE;
+        while let Some((slot, last)) = self.free.pop() {
+            debug_assert_eq!(self.gen_cell(slot).load(Ordering::Acquire), gone(last));
+            debug_assert!(matches!(
+                self.slots[slot as usize].state,
+                State::Popped | State::Dead
+            ));
             if last < GEN_LIMIT {
                 return Some((slot, last));
             }
@@ -945,7 +948,7 @@ impl Registry {
                         self.kill(cur, State::Popped);
                     } else {
                         self.gen_cell(cur).store(gone(s.gen), Ordering::Release);
-                        out.released.push(cur);
+                        out.released.push((cur, s.gen));
                         self.kill(cur, State::Dead);
                     }
                     any_dead = true;
@@ -1014,8 +1017,13 @@ mod tests {
         assert_eq!(r.remove(l1.id), Some(Removed::Release(l1.slot)));
         assert_eq!(r.live(), 2);
         // Dead slots come back only once retired, with a new generation.
-        let mut gone = vec![a2.slot, b1.slot, l1.slot];
-        r.retire(&mut gone);
+        let gen = |id: u64| (id >> 32) as u32;
+        let mut dead = vec![
+            (a2.slot, gen(a2.id)),
+            (b1.slot, gen(b1.id)),
+            (l1.slot, gen(l1.id)),
+        ];
+        r.retire(&mut dead);
         let again = r.add(b"/c", zk_watch_kind::ZK_WATCH_DATA);
         assert!([a2.slot, b1.slot, l1.slot].contains(&again.slot));
         assert_ne!(again.id, a2.id);
@@ -1179,7 +1187,7 @@ mod tests {
                 3 | 4 if !model.is_empty() => {
                     let (_, slot, id, _) = model.remove((next() as usize) % model.len());
                     assert_eq!(r.remove(id), Some(Removed::Release(slot)), "step {step}");
-                    r.retire(&mut vec![slot]);
+                    r.retire(&mut vec![(slot, (id >> 32) as u32)]);
                 }
                 _ => {
                     out.clear();
@@ -1211,11 +1219,14 @@ mod tests {
                         }
                     }
                     assert_eq!(out, want, "step {step}: {path}");
-                    let fired: Vec<u32> = out.iter().filter(|t| t.claim).map(|t| t.slot).collect();
+                    let fired: Vec<(u32, u32)> = out
+                        .iter()
+                        .filter(|t| t.claim)
+                        .map(|t| (t.slot, t.gen))
+                        .collect();
                     model.retain(|w| !(w.0 == path && w.3 == Kind::Data));
                     // The dispatch thread claims them and hands them back.
-                    for &slot in &fired {
-                        let gen = r.slots[slot as usize].gen;
+                    for &(slot, gen) in &fired {
                         assert!(r
                             .gen_cell(slot)
                             .compare_exchange(gen, gone(gen), Ordering::AcqRel, Ordering::Acquire)
@@ -1282,7 +1293,7 @@ mod tests {
                         .gen_cell(slot)
                         .compare_exchange(gen, gone(gen), Ordering::AcqRel, Ordering::Acquire)
                         .is_err());
-                    retired_later.push(slot);
+                    retired_later.push((slot, gen));
                 }
                 4 => {
                     let watches = model.entry(path).or_default();
@@ -1290,7 +1301,7 @@ mod tests {
                         let (slot, id, _) = watches.remove((next() as usize) % watches.len());
                         assert_eq!(r.remove(id), Some(Removed::Release(slot)), "step {step}");
                         assert_eq!(r.remove(id), None);
-                        retired_later.push(slot);
+                        retired_later.push((slot, (id >> 32) as u32));
                     }
                 }
                 5 | 6 => {
@@ -1331,7 +1342,7 @@ mod tests {
                             .compare_exchange(gen, gone(gen), Ordering::AcqRel, Ordering::Acquire)
                             .is_ok());
                         assert_eq!(r.remove(id), None, "claimed");
-                        retired_later.push(slot);
+                        retired_later.push((slot, gen));
                     }
                     r.retire(&mut retired_later);
                 }
@@ -1358,7 +1369,7 @@ mod tests {
         r.slots[a.slot as usize].gen = GEN_LIMIT;
         let id = (u64::from(GEN_LIMIT) << 32) | u64::from(a.slot);
         assert_eq!(r.remove(id), Some(Removed::Release(a.slot)));
-        r.retire(&mut vec![a.slot]);
+        r.retire(&mut vec![(a.slot, GEN_LIMIT)]);
         let b = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
         assert_ne!(b.slot, a.slot);
     }
