@@ -5,9 +5,10 @@
 //! Feeding (`event`, `session`, `submit`) does the matching under the lock,
 //! in feed order, as kazoo's connection thread does it (one-shot watches are
 //! popped when their event is read), and queues the resulting callbacks.
-//! Node events and registrations are applied to the registry a window at a
-//! time (`Pending`): the cache misses of a window's lookups overlap, which
-//! with a million watches is most of their cost. Every other operation, and
+//! Once the registry outgrows the cache, node events and registrations are
+//! applied to it a window at a time (`Pending`): the cache misses of a
+//! window's lookups overlap, which with a million watches is most of their
+//! cost. Every other operation, and
 //! the dispatch thread before it takes work, first applies what is pending,
 //! so nothing can observe the difference. One dispatch thread runs the queue in FIFO order in batches, never holding
 //! the lock while user code runs, so callbacks may call back into the
@@ -445,6 +446,11 @@ struct Shared {
     sleeping: bool,
     scratch: Vec<Target>,
     pending: Pending,
+    /// Test hook (`ZK_STATES_DEFER_ALL` set when the dispatcher was made):
+    /// defer every event and registration, and read ahead for every window,
+    /// whatever the registry's size, so that tests with few watches run the
+    /// paths a million watches take. Changes timing only.
+    defer_all: bool,
 }
 
 impl Shared {
@@ -453,6 +459,13 @@ impl Shared {
         self.next_seq += 1;
         self.stats.last_seq = seq;
         seq
+    }
+
+    /// Whether an event or a registration is applied at once rather than
+    /// deferred (`Pending`): when nothing is pending and the registry is
+    /// small enough to stay in cache (no misses to overlap).
+    fn applies_now(&self) -> bool {
+        self.pending.ops.is_empty() && !self.defer_all && !self.watches.is_large()
     }
 
     /// Applies the pending operations, in order, a window at a time: first
@@ -465,7 +478,7 @@ impl Shared {
         let mut p = std::mem::take(&mut self.pending);
         p.last_settle = Some(Instant::now());
         p.since = None;
-        if !self.watches.is_large() {
+        if !self.defer_all && !self.watches.is_large() {
             // All in cache: no reading ahead.
             for op in &p.ops {
                 p.lookups.clear();
@@ -739,6 +752,7 @@ impl Dispatcher {
                 sleeping: false,
                 scratch: Vec::new(),
                 pending: Pending::default(),
+                defer_all: std::env::var_os("ZK_STATES_DEFER_ALL").is_some_and(|v| v != "0"),
             }),
             wake: Condvar::new(),
             queued: OwnLine(AtomicUsize::new(0)),
@@ -937,10 +951,15 @@ impl zk_dispatcher {
             slot: added.slot,
             handler: wrap(handler),
         });
-        let link = added.link;
-        s.pending
-            .push(|at, len| Op::Link { link, at, len }, path.as_bytes());
-        self.unlock_pending(guard);
+        let (link, path) = (added.link, path.as_bytes());
+        if s.applies_now() {
+            let lookups = [(s.watches.hash(path), path.len())];
+            s.watches.link(link, path, &lookups);
+            self.unlock(guard);
+        } else {
+            s.pending.push(|at, len| Op::Link { link, at, len }, path);
+            self.unlock_pending(guard);
+        }
         Ok(added.id)
     }
 
@@ -1037,11 +1056,16 @@ impl zk_dispatcher {
             zxid,
             seq,
         };
-        s.pending.push(
-            |at, len| Op::Event { meta, at, len },
-            client_path.as_bytes(),
-        );
-        self.unlock_pending(guard);
+        let path = client_path.as_bytes();
+        if s.applies_now() {
+            let lookups = [(s.watches.hash(path), path.len())];
+            s.deliver(meta, path, &lookups);
+            s.publish(&self.queued);
+            self.unlock(guard);
+        } else {
+            s.pending.push(|at, len| Op::Event { meta, at, len }, path);
+            self.unlock_pending(guard);
+        }
         Ok(())
     }
 

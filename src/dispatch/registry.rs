@@ -700,6 +700,11 @@ impl Registry {
         None
     }
 
+    /// The hash of a path.
+    pub(super) fn hash(&self, path: &[u8]) -> u32 {
+        self.hasher.hash(path)
+    }
+
     /// Whether matching an event of this type walks the path's ancestors
     /// (for persistent-recursive watches).
     pub(super) fn walks(&self, event_type: zk_event_type) -> bool {
