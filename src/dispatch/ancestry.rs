@@ -97,7 +97,9 @@ impl Deps {
             self.places[i] = key;
             self.len += 1;
             if self.len * 2 > self.places.len() {
+                let base = self.base;
                 let old = std::mem::replace(self, Deps::with_places(self.places.len() * 2));
+                self.base = base;
                 for key in old.places.into_iter().filter(|&k| k != 0) {
                     let i = self.place(key);
                     self.places[i] = key;

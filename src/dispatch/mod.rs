@@ -8,11 +8,12 @@
 //! Once the registry outgrows the cache, node events and registrations are
 //! applied to it a window at a time (`Pending`): the cache misses of a
 //! window's lookups overlap, which with a million watches is most of their
-//! cost. Every other operation, and
-//! the dispatch thread before it takes work, first applies what is pending,
-//! so nothing can observe the difference. One dispatch thread runs the queue in FIFO order in batches, never holding
-//! the lock while user code runs, so callbacks may call back into the
-//! dispatcher.
+//! cost. Every other operation first applies what is pending, and so does
+//! the dispatch thread when the queue holds nothing else to run (while ops
+//! are pending the queue can only hold earlier jobs and `Register` jobs,
+//! which call nothing), so nothing can observe the difference. One dispatch
+//! thread runs the queue in FIFO order in batches, never holding the lock
+//! while user code runs, so callbacks may call back into the dispatcher.
 //!
 //! One lock (`Shared`) covers the registry and the queue, so the queue order
 //! is the feed order and a node event costs one lock round trip; the dispatch
@@ -367,7 +368,10 @@ struct Signal {
 /// Node events and registrations fed but not yet applied to the registry:
 /// applied in order, a window at a time (`Shared::settle`), by the feeder
 /// that fills a window, by any other operation before it acts, and by the
-/// dispatch thread before it takes the queue.
+/// dispatch thread once the queue is empty (at once in a sparse stream,
+/// within `SETTLE_AFTER` in a dense one). `restart_deps` and an epoch wrap
+/// (see `ancestry`) run inside whichever call applies them: rare, amortized,
+/// but a pass over every path.
 #[derive(Default)]
 struct Pending {
     ops: Vec<Op>,
@@ -576,6 +580,11 @@ impl Shared {
         // Published once, at the end: the dispatch thread, woken earlier,
         // would only wait for the lock, taking its cache line meanwhile.
         self.publish(queued);
+        if self.queue.jobs.is_empty() && self.published != 0 {
+            // Pending ops had been announced and matched nothing.
+            self.published = 0;
+            queued.store(0, Ordering::Release);
+        }
     }
 
     /// Matches a node event and queues its calls, if any (unpublished:
@@ -640,7 +649,8 @@ pub struct zk_dispatcher {
     shared: Mutex<Shared>,
     wake: Condvar,
     /// Jobs in the queue as far as the dispatch thread's spinning needs to
-    /// know: 0, at least 1, at least `GATHER_JOBS` (see `Shared::push`).
+    /// know: 0, at least 1 (or ops pending), at least `GATHER_JOBS` (see
+    /// `Shared::publish`).
     queued: OwnLine<AtomicUsize>,
     options: u32,
     capacity: usize,

@@ -675,7 +675,7 @@ impl Registry {
 
     /// Slots the dispatch thread is done with: free for reuse. They are not
     /// read or written here (this runs on the dispatch thread, and the next
-    /// `add` would have to pull each slot's cache line back): a retired slot
+    /// `link` would have to pull each slot's cache line back): a retired slot
     /// keeps its `Popped` or `Dead` state, which no id can act on, since its
     /// generation cell says `gone`; `reserve` skips the exhausted ones.
     pub(super) fn retire(&mut self, slots: &mut Vec<(u32, u32)>) {
@@ -768,7 +768,8 @@ impl Registry {
     /// Collects the watches a node event fires, one-shots popped: kazoo's
     /// data/child rules, then ZooKeeper 3.6's persistent and
     /// persistent-recursive rules, in that order. O(depth): one hashing pass
-    /// over the path, and one lookup per prefix.
+    /// over the path, and one lookup per prefix (none for the ancestors of
+    /// a watched path whose cached ancestry says none has a recursive watch).
     #[cfg(test)]
     pub(super) fn match_event(
         &mut self,
@@ -1095,10 +1096,8 @@ mod tests {
         assert_eq!(ids_on(&r, "/gone/1"), vec![again.slot]);
     }
 
-    /// Random registrations, removals, events and retirements over a few
-    /// thousand paths (so the path table grows and is rebuilt many times),
-    /// against a model of each path's watches in registration order; fired
-    /// one-shots are claimed at once or later, or cancelled by removal first.
+    /// A path's cached ancestry follows recursive watches added and removed
+    /// on its ancestors, with and without a restart of the dependencies.
     #[test]
     fn cached_ancestry_follows_recursive_changes() {
         for restart in [false, true] {
@@ -1249,6 +1248,10 @@ mod tests {
         assert!(wraps > 10, "{wraps} epoch wraps");
     }
 
+    /// Random registrations, removals, events and retirements over a few
+    /// thousand paths (so the path table grows and is rebuilt many times),
+    /// against a model of each path's watches in registration order; fired
+    /// one-shots are claimed at once or later, or cancelled by removal first.
     #[test]
     fn random_operations_match_a_model() {
         use std::collections::BTreeMap;
