@@ -223,13 +223,7 @@ mod tests {
     /// one bucket, of sizes that are not powers of two.
     #[test]
     fn index_matches_a_model() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = super::super::xorshift(0x2545_f491_4f6c_dd1d);
         for buckets in [1usize, 2, 7, 100, 1000, 4099] {
             let mut index = PathIndex::with_buckets(buckets);
             let mut model: Vec<(u32, u32)> = Vec::new(); // (hash, bucket)

@@ -416,6 +416,15 @@ const DENSE_GAP: Duration = Duration::from_micros(2);
 /// operations to their feeder (the added latency at the end of a burst).
 const SETTLE_AFTER: Duration = Duration::from_micros(20);
 
+impl Op {
+    /// Where its path is in `Pending::paths`.
+    fn path(&self) -> std::ops::Range<usize> {
+        match *self {
+            Op::Event { at, len, .. } | Op::Link { at, len, .. } => at..at + len,
+        }
+    }
+}
+
 impl Pending {
     fn push(&mut self, op: impl FnOnce(usize, usize) -> Op, path: &[u8]) {
         let at = self.paths.len();
@@ -486,15 +495,9 @@ impl Shared {
             // All in cache: no reading ahead.
             for op in &p.ops {
                 p.lookups.clear();
-                let (at, len) = match *op {
-                    Op::Event { at, len, .. } | Op::Link { at, len, .. } => (at, len),
-                };
-                let path = &p.paths[at..at + len];
-                self.watches.lookups(path, false, &mut p.lookups);
-                match *op {
-                    Op::Event { meta, .. } => self.deliver(meta, path, &p.lookups),
-                    Op::Link { link, .. } => self.watches.link(link, path, &p.lookups),
-                }
+                self.watches
+                    .lookups(&p.paths[op.path()], false, &mut p.lookups);
+                self.apply(op, &p.paths, &p.lookups);
             }
             p.ops.clear();
         }
@@ -507,11 +510,11 @@ impl Shared {
             p.spans.clear();
             for op in window {
                 let start = p.lookups.len();
-                let (at, len, walk) = match *op {
-                    Op::Event { at, len, .. } => (at, len, false),
-                    Op::Link { link, at, len } => (at, len, w.link_walks(&link)),
+                let walk = match *op {
+                    Op::Event { .. } => false,
+                    Op::Link { link, .. } => w.link_walks(&link),
                 };
-                w.lookups(&p.paths[at..at + len], walk, &mut p.lookups);
+                w.lookups(&p.paths[op.path()], walk, &mut p.lookups);
                 p.spans.push((start, p.lookups.len()));
             }
             // Then the reads, each stage a short loop, so that many of its
@@ -549,8 +552,8 @@ impl Shared {
                 ^ p.buckets.iter().fold(0, |acc, &b| acc ^ w.touch_key(b));
             let mut ancestors = 0;
             for (i, op) in window.iter().enumerate() {
-                if let Op::Event { meta, at, len } = *op {
-                    let path = &p.paths[at..at + len];
+                if let Op::Event { meta, .. } = *op {
+                    let path = &p.paths[op.path()];
                     let hash = p.lookups[p.spans[i].1 - 1].0;
                     if w.needs_ancestors(meta.event_type, path, hash, p.buckets[i]) {
                         let start = p.lookups.len();
@@ -562,15 +565,7 @@ impl Shared {
             }
             std::hint::black_box((tags, slots, ancestors, linked));
             for (op, &(from, to)) in window.iter().zip(&p.spans) {
-                let lookups = &p.lookups[from..to];
-                match *op {
-                    Op::Event { meta, at, len } => {
-                        self.deliver(meta, &p.paths[at..at + len], lookups)
-                    }
-                    Op::Link { link, at, len } => {
-                        self.watches.link(link, &p.paths[at..at + len], lookups)
-                    }
-                }
+                self.apply(op, &p.paths, &p.lookups[from..to]);
             }
         }
         p.ops.clear();
@@ -584,6 +579,15 @@ impl Shared {
             // Pending ops had been announced and matched nothing.
             self.published = 0;
             queued.store(0, Ordering::Release);
+        }
+    }
+
+    /// Applies one pending op (its path in `paths`) with its lookups.
+    fn apply(&mut self, op: &Op, paths: &[u8], lookups: &[(u32, usize)]) {
+        let path = &paths[op.path()];
+        match *op {
+            Op::Event { meta, .. } => self.deliver(meta, path, lookups),
+            Op::Link { link, .. } => self.watches.link(link, path, lookups),
         }
     }
 
@@ -1503,6 +1507,17 @@ impl Worker {
             }
         }
         std::hint::black_box(seen);
+    }
+}
+
+/// A xorshift64 generator: the model tests' reproducible randomness.
+#[cfg(test)]
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
     }
 }
 

@@ -575,13 +575,7 @@ impl Registry {
     /// prefixes, or the path's own hash alone), caches whether one has a
     /// recursive watch, and returns that.
     fn cache_ancestry(&mut self, entry: u32, path: &[u8], lookups: &[(u32, usize)]) -> bool {
-        let mut prefixes = std::mem::take(&mut self.prefixes);
-        prefixes.clear();
-        if lookups.len() > 1 || path.len() == 1 {
-            prefixes.extend_from_slice(lookups);
-        } else {
-            self.hasher.prefixes(path, &mut prefixes);
-        }
+        let prefixes = self.take_prefixes(path, lookups);
         let mut has = false;
         for &(h, len) in &prefixes[..prefixes.len() - 1] {
             self.deps.insert(self.dep_key(h, &path[..len]));
@@ -601,6 +595,20 @@ impl Registry {
     /// with a million paths no two share a key).
     fn dep_key(&self, hash: u32, path: &[u8]) -> u64 {
         (u64::from(hash) << 32) | u64::from(self.hasher2.hash(path))
+    }
+
+    /// The scratch vector (give it back to `self.prefixes`), holding the
+    /// `(hash, length)` of every prefix of `path`: `lookups` if they are
+    /// those already, else made here.
+    fn take_prefixes(&mut self, path: &[u8], lookups: &[(u32, usize)]) -> Vec<(u32, usize)> {
+        let mut prefixes = std::mem::take(&mut self.prefixes);
+        prefixes.clear();
+        if lookups.len() > 1 || path.len() == 1 {
+            prefixes.extend_from_slice(lookups);
+        } else {
+            self.hasher.prefixes(path, &mut prefixes);
+        }
+        prefixes
     }
 
     /// Starts `Deps` again, sized for the paths, from the answers cached at
@@ -851,13 +859,7 @@ impl Registry {
         if !ancestors {
             return;
         }
-        let mut prefixes = std::mem::take(&mut self.prefixes);
-        prefixes.clear();
-        if lookups.len() > 1 {
-            prefixes.extend_from_slice(lookups);
-        } else {
-            self.hasher.prefixes(path, &mut prefixes);
-        }
+        let prefixes = self.take_prefixes(path, lookups);
         // From the parent up to the root.
         let mut has = false;
         for &(h, len) in prefixes[..prefixes.len() - 1].iter().rev() {
@@ -980,6 +982,7 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use super::super::xorshift;
     use super::*;
 
     fn ids_on(r: &Registry, path: &str) -> Vec<u32> {
@@ -1149,13 +1152,7 @@ mod tests {
         // tests) and fills its dependencies (restarting them).
         let mut r = Registry::default();
         let mut model: Vec<(String, u32, u64, Kind)> = Vec::new();
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let random_path = |next: &mut dyn FnMut() -> u64| {
             let depth = 1 + next() % 5;
             let mut p = String::new();
@@ -1261,13 +1258,7 @@ mod tests {
         let mut retired_later = Vec::new();
         // Fired one-shots whose call is not claimed yet: (slot, id).
         let mut fired: Vec<(u32, u64)> = Vec::new();
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let kinds = [
             zk_watch_kind::ZK_WATCH_DATA,
             zk_watch_kind::ZK_WATCH_CHILD,
