@@ -1183,11 +1183,12 @@ int32_t zk_listener_remove(struct zk_dispatcher *d, uint64_t id);
  * `ZK_ZXID_UNKNOWN`). The matching watches are selected (one-shots popped)
  * as of this call, and their callbacks queued with `event->state` set to
  * the keeper state of this call. Once the watch table outgrows the cache,
- * events and registrations are applied to it a window at a time, so that
- * their cache misses overlap; every other call (and the dispatch thread)
- * applies the pending ones first, so no caller can tell. When events stop
- * after a dense stream, the last window is applied by the dispatch thread
- * within about 20 microseconds. Types kazoo ignores (NONE, NOT_WATCHING, *_WATCH_REMOVED)
+ * events and registrations are applied to it a window at a time, behind a
+ * read-ahead that asks the cache for what they will read, so that their
+ * cache misses overlap with other work; every other call (and the dispatch
+ * thread) applies the pending ones first, so no caller can tell. When
+ * events stop after a dense stream, the last few dozen are applied by the
+ * dispatch thread within about 20 microseconds. Types kazoo ignores (NONE, NOT_WATCHING, *_WATCH_REMOVED)
  * are accepted and counted in `events_ignored`; session changes go to
  * `zk_dispatcher_session()`.
  *

@@ -2,15 +2,21 @@
 //! keeper states, kazoo's connection state, the watched event, the znode `Stat`)
 //! and its watch/listener dispatch, for C and every language with a C FFI.
 //!
-//! The safe core (`status`, `event`, `state`, `stat`, `wire`) has no `unsafe`;
-//! the `ffi` module is the thin C ABI over it, from which cbindgen generates
-//! `include/zk_states.h`.
+//! The core (`status`, `event`, `state`, `stat`, `wire`, `path`, `session`,
+//! `dispatch`) has no `unsafe` (the crate denies it): only the `ffi` module,
+//! the thin C ABI over the core from which cbindgen generates
+//! `include/zk_states.h`, and `hint`, the prefetch the dispatcher's
+//! read-ahead needs, may use it.
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod dispatch;
 pub mod event;
+#[allow(unsafe_code)]
 pub mod ffi;
+#[allow(unsafe_code)]
+mod hint;
 pub mod path;
 pub mod session;
 pub mod stat;

@@ -161,28 +161,39 @@ mod tests {
     /// The word-at-a-time check agrees with the byte loop wherever it answers.
     #[test]
     fn quick_check_agrees_with_byte_check() {
+        // Mostly ASCII; a dot or a byte above 0x7f now and then.
         let alphabet: &[u8] = &[
-            b'/', b'/', b'.', b'a', b'z', b'-', 0x01, 0x1f, 0x20, 0x7f, 0x7e,
+            b'/', b'/', b'/', b'a', b'z', b'-', b'0', b'~', 0x00, 0x01, 0x1f, 0x20, 0x7e, 0x7f,
+            b'a', b'b', b'c', b'd', b'e', b'f', b'.', 0x80, 0xc3, 0xff,
         ];
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut answered = 0;
+        let (mut answered, mut valid) = (0, 0);
         for _ in 0..200_000 {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let len = 1 + (rng % 24) as usize;
+            let len = 1 + (rng % 40) as usize;
             let mut p = vec![b'/'];
             let mut r = rng;
             for _ in 0..len {
                 p.push(alphabet[(r % alphabet.len() as u64) as usize]);
                 r = r.rotate_right(5).wrapping_mul(0x2545_f491_4f6c_dd1d);
             }
+            // A dot or a non-ASCII byte needs the full check, unless the
+            // path is invalid anyway; plain ASCII is always answered.
+            let odd = p.iter().any(|&b| b == b'.' || !b.is_ascii());
+            match quick_check(&p) {
+                Some(true) => assert!(!odd, "{p:?}"),
+                None => assert!(odd, "{p:?}"),
+                Some(false) => {}
+            }
             if let Some(quick) = quick_check(&p) {
                 answered += 1;
+                valid += usize::from(quick);
                 assert_eq!(quick, byte_check(&p), "{p:?}");
             }
         }
-        assert!(answered > 10_000, "{answered}");
+        assert!(answered > 10_000 && valid > 1_000, "{answered} {valid}");
     }
 
     #[test]
@@ -207,6 +218,10 @@ mod tests {
             "/a/",
             "//",
             "/a//b",
+            // Slash pairs across the 8-byte words of the quick check.
+            "/abcdef//ghijklm",
+            "/abcdefghijklmn//abcdefghijklmn",
+            "/abcdefghijklmn/x/",
             "/.",
             "/..",
             "/a/./b",

@@ -502,3 +502,87 @@ fn invalid_arguments() {
     assert_eq!(d.watch_remove(12345), Err(zk_status::ZK_ERR_NOT_FOUND));
     assert_eq!(d.listener_remove(12345), Err(zk_status::ZK_ERR_NOT_FOUND));
 }
+
+/// With a table too large for the cache, node events and registrations are
+/// deferred and applied a window at a time behind a read-ahead: long bursts
+/// of them, cut now and then by calls that apply everything first (a
+/// removal, a snapshot of the counters), and with the table rebuilt under
+/// them as it grows (one-shots on new paths) and sweeps emptied paths
+/// (those one-shots fired), still match exactly as if each were applied when
+/// fed, in feed order.
+#[test]
+fn large_table_bursts_match_in_feed_order() {
+    const PATHS: usize = 4_000;
+    let d = connected(0);
+    let l = log();
+    let path = |i: usize| format!("/app/svc{}/n{i}", i % 13);
+    for i in 0..PATHS {
+        watch(&d, &l, &format!("p{i}"), &path(i), ZK_WATCH_PERSISTENT);
+    }
+    watch(&d, &l, "r3", "/app/svc3", ZK_WATCH_PERSISTENT_RECURSIVE);
+    d.flush().unwrap();
+    // The one-shot watches registered on each path and not fired yet.
+    let mut oneshots: Vec<Vec<(String, u64)>> = vec![Vec::new(); PATHS];
+    // One-shots on paths of their own, oldest first.
+    let mut fresh = std::collections::VecDeque::new();
+    let mut want = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for step in 0..60_000 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let i = (rng >> 8) as usize % PATHS;
+        match rng % 64 {
+            0..=15 => {
+                let name = format!("o{step}");
+                let id = watch(&d, &l, &name, &path(i), ZK_WATCH_DATA);
+                oneshots[i].push((name, id));
+            }
+            16..=27 => {
+                let (name, p) = (format!("f{step}"), format!("/fresh/f{step}"));
+                watch(&d, &l, &name, &p, ZK_WATCH_DATA);
+                fresh.push_back((name, p));
+            }
+            28..=39 if fresh.len() > 100 => {
+                let (name, p) = fresh.pop_front().unwrap();
+                d.event(T::Changed, &p, step).unwrap();
+                want.push(format!("{name} {p}"));
+            }
+            40 => {
+                if let Some((_, id)) = oneshots[i].pop() {
+                    d.watch_remove(id).unwrap();
+                }
+            }
+            41 => {
+                d.stats();
+            }
+            _ => {
+                d.event(T::Changed, &path(i), step).unwrap();
+                want.extend(
+                    oneshots[i]
+                        .drain(..)
+                        .map(|(name, _)| format!("{name} {}", path(i))),
+                );
+                want.push(format!("p{i} {}", path(i)));
+                if i % 13 == 3 {
+                    want.push(format!("r3 {}", path(i)));
+                }
+            }
+        }
+    }
+    d.flush().unwrap();
+    let got: Vec<String> = take(&l)
+        .iter()
+        .map(|s| {
+            let (name, event) = s.split_once(' ').unwrap();
+            format!("{name} {}", event.rsplit(':').next().unwrap())
+        })
+        .collect();
+    assert!(want.len() > 30_000, "{}", want.len());
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "first difference at {:?}",
+        got.iter().zip(&want).position(|(a, b)| a != b)
+    );
+}

@@ -118,6 +118,11 @@ impl PathIndex {
         ((u64::from(hash) * self.tags.len() as u64) >> 32) as usize
     }
 
+    /// Asks the cache for the tag `touch` reads, without waiting for it.
+    pub(super) fn prefetch(&self, hash: u32) {
+        crate::hint::prefetch(&self.tags[self.home(hash)]);
+    }
+
     /// Reads the first tag a lookup of `hash` reads. Issuing these reads for
     /// several paths before looking any of them up lets their cache misses
     /// overlap.

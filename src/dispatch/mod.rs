@@ -31,6 +31,7 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use crate::event::{zk_event_type, ZK_ZXID_UNKNOWN};
+use crate::hint;
 use crate::path;
 use crate::session::{
     Machine, ZK_DISPATCHER_ALL_OPTIONS, ZK_SESSION_ACTION_DROP_PERSISTENT,
@@ -366,12 +367,22 @@ struct Signal {
 }
 
 /// Node events and registrations fed but not yet applied to the registry:
-/// applied in order, a window at a time (`Shared::settle`), by the feeder
-/// that fills a window, by any other operation before it acts, and by the
-/// dispatch thread once the queue is empty (at once in a sparse stream,
-/// within `SETTLE_AFTER` in a dense one). `restart_deps` and an epoch wrap
+/// applied in order, by the feeder a window at a time once its read-ahead is
+/// done (`Shared::settle_oldest`), by any other operation before it acts, and
+/// by the dispatch thread once the queue is empty (at once in a sparse
+/// stream, within `SETTLE_AFTER` of the last window in a dense one); those
+/// apply all of them (`Shared::settle`). `restart_deps` and an epoch wrap
 /// (see `ancestry`) run inside whichever call applies them: rare, amortized,
 /// but a pass over every path.
+///
+/// Read-ahead in a dense stream (`Shared::defer`): each pushed op asks the
+/// cache for its tag; `STAGE_LAG` pushes later, with the tag in cache, for
+/// its entry; `STAGE_LAG` pushes after that, for what the entry points at
+/// (a path on the heap, a slot). These are prefetches, which no call waits
+/// for (a plain load would cost the call that issues it the whole miss, as
+/// unlocking waits for it): by the time a window is applied, what it reads
+/// is in cache, and the misses of a million-watch table overlap with the
+/// feeder's work instead of stalling it.
 #[derive(Default)]
 struct Pending {
     ops: Vec<Op>,
@@ -379,6 +390,11 @@ struct Pending {
     paths: Vec<u8>,
     /// `Op::Event`s in `ops` (what may join the bounded queue).
     events: usize,
+    /// Per op in `ops`: its path's hash (the registry's hasher never
+    /// changes), and the bucket its entry likely was in when its read-ahead
+    /// got that far (`NIL_BUCKET` before; stale if the table was rebuilt
+    /// since, which only wastes a hint).
+    staged: Vec<(u32, u32)>,
     /// Scratch: the lookups of a window's paths, where each path's are,
     /// their likely buckets, and the slots `Registry::touch_entry` gave.
     lookups: Vec<(u32, usize)>,
@@ -408,6 +424,13 @@ enum Op {
 /// Pending operations applied together; with a million watches each
 /// lookup is a cache miss, and a window's misses overlap.
 const PENDING_WINDOW: usize = 32;
+
+/// Pushes between two stages of a pending op's read-ahead (see `Pending`):
+/// enough for a miss to be served meanwhile.
+const STAGE_LAG: usize = 8;
+
+/// A pending op whose likely bucket is not known yet.
+const NIL_BUCKET: u32 = u32::MAX;
 
 /// Operations fed this soon after the last settling make a dense stream.
 const DENSE_GAP: Duration = Duration::from_micros(2);
@@ -570,6 +593,7 @@ impl Shared {
         }
         p.ops.clear();
         p.paths.clear();
+        p.staged.clear();
         p.events = 0;
         self.pending = p;
         // Published once, at the end: the dispatch thread, woken earlier,
@@ -580,6 +604,61 @@ impl Shared {
             self.published = 0;
             queued.store(0, Ordering::Release);
         }
+    }
+
+    /// Defers an op (see `Pending`) and moves the read-ahead on: the new
+    /// op's tag, the entry of the op `STAGE_LAG` before it, what the entry
+    /// of the op `2 * STAGE_LAG` before points at. The caller then releases
+    /// the lock with `zk_dispatcher::unlock_pending`.
+    fn defer(&mut self, op: impl FnOnce(usize, usize) -> Op, path: &[u8]) {
+        let w = &self.watches;
+        let p = &mut self.pending;
+        p.push(op, path);
+        let hash = w.hash(path);
+        w.prefetch_tag(hash);
+        p.staged.push((hash, NIL_BUCKET));
+        let newest = p.ops.len() - 1;
+        if let Some(i) = newest.checked_sub(STAGE_LAG) {
+            let bucket = w.likely_bucket(p.staged[i].0);
+            w.prefetch_entry(bucket);
+            p.staged[i].1 = bucket;
+        }
+        if let Some(i) = newest.checked_sub(2 * STAGE_LAG) {
+            let linked = match p.ops[i] {
+                Op::Link { link, .. } => Some(link.slot),
+                Op::Event { .. } => None,
+            };
+            w.prefetch_behind(p.staged[i].1, linked);
+        }
+    }
+
+    /// Applies the oldest `n` pending ops (fewer than there are), whose
+    /// read-ahead is done, and keeps the others pending.
+    fn settle_oldest(&mut self, n: usize, queued: &AtomicUsize) {
+        let mut p = std::mem::take(&mut self.pending);
+        let mut events = 0;
+        for (op, &(hash, _)) in p.ops[..n].iter().zip(&p.staged) {
+            p.lookups.clear();
+            p.lookups.push((hash, op.path().len()));
+            self.apply(op, &p.paths, &p.lookups);
+            events += usize::from(matches!(op, Op::Event { .. }));
+        }
+        let cut = p.ops[n].path().start;
+        p.ops.drain(..n);
+        p.staged.drain(..n);
+        p.paths.drain(..cut);
+        for op in &mut p.ops {
+            let (Op::Event { at, .. } | Op::Link { at, .. }) = op;
+            *at -= cut;
+        }
+        p.events -= events;
+        let now = Instant::now();
+        p.last_settle = Some(now);
+        // The dispatch thread's `SETTLE_AFTER` counts from the last window.
+        p.since = Some(now);
+        self.pending = p;
+        // Published as `settle` does: once, at the end.
+        self.publish(queued);
     }
 
     /// Applies one pending op (its path in `paths`) with its lookups.
@@ -733,7 +812,8 @@ const LOCK_POLL: std::time::Duration = std::time::Duration::from_micros(50);
 /// at the lock (see `lock_polling`).
 const LOCK_BACKOFF_MAX: u32 = 256;
 
-/// Jobs the dispatch thread looks ahead at (see `Worker::touch`).
+/// Jobs the dispatch thread runs at a time, asking the cache for what the
+/// next ones read meanwhile (see `Worker::prefetch`).
 const WINDOW: usize = 32;
 
 /// The queue capacity kept after a burst drains.
@@ -858,14 +938,15 @@ impl zk_dispatcher {
         s
     }
 
-    /// Releases the lock after deferring an operation (`Pending`): applies
-    /// the pending ones if they fill a window, and otherwise makes sure the
-    /// dispatch thread will apply them if nothing else comes.
+    /// Releases the lock after deferring an operation (`Shared::defer`):
+    /// applies the oldest window of pending ops once their read-ahead is
+    /// done, and otherwise makes sure the dispatch thread will apply them if
+    /// nothing else comes.
     fn unlock_pending(&self, mut guard: MutexGuard<'_, Shared>) {
         let s = &mut *guard;
         let p = &mut s.pending;
-        if p.ops.len() >= PENDING_WINDOW {
-            s.settle(&self.queued);
+        if p.ops.len() >= PENDING_WINDOW + 2 * STAGE_LAG {
+            s.settle_oldest(PENDING_WINDOW, &self.queued);
         } else if p.ops.len() == 1 {
             let now = Instant::now();
             p.since = Some(now);
@@ -971,7 +1052,7 @@ impl zk_dispatcher {
             s.watches.link(link, path, &lookups);
             self.unlock(guard);
         } else {
-            s.pending.push(|at, len| Op::Link { link, at, len }, path);
+            s.defer(|at, len| Op::Link { link, at, len }, path);
             self.unlock_pending(guard);
         }
         Ok(added.id)
@@ -1077,7 +1158,7 @@ impl zk_dispatcher {
             s.publish(&self.queued);
             self.unlock(guard);
         } else {
-            s.pending.push(|at, len| Op::Event { meta, at, len }, path);
+            s.defer(|at, len| Op::Event { meta, at, len }, path);
             self.unlock_pending(guard);
         }
         Ok(())
@@ -1323,23 +1404,25 @@ impl zk_dispatcher {
         let mut worker = Worker::default();
         let mut batch = Batch::default();
         let mut window = Vec::with_capacity(WINDOW);
+        let mut next = Vec::with_capacity(WINDOW);
         let mut dense = false;
         while self.next_batch(&mut batch, &mut worker.retired, dense) {
             dense = batch.jobs.len() >= DENSE_BATCH;
             worker.gens.append(&mut batch.chunks);
             let mut jobs = std::mem::take(&mut batch.jobs);
             let mut queue = jobs.drain(..);
-            loop {
-                // A window at a time: first read what its jobs will need,
-                // so that the cache misses of a window overlap.
-                window.extend(queue.by_ref().take(WINDOW));
-                if window.is_empty() {
-                    break;
-                }
-                worker.touch(&window);
+            // A window at a time, asking the cache for what the next window
+            // will read while this one runs: with a million watches those
+            // are misses, which then overlap with the calls.
+            window.extend(queue.by_ref().take(WINDOW));
+            worker.prefetch(&window);
+            while !window.is_empty() {
+                next.extend(queue.by_ref().take(WINDOW));
+                worker.prefetch(&next);
                 for job in window.drain(..) {
                     self.run_job(job, &batch, &mut worker);
                 }
+                std::mem::swap(&mut window, &mut next);
             }
             drop(queue);
             batch.jobs = jobs;
@@ -1488,11 +1571,9 @@ struct Worker {
 }
 
 impl Worker {
-    /// Reads the generation and handler of each single-target event in
-    /// `jobs` before any is run: with a million watches these are cache
-    /// misses, and issued together they overlap instead of adding up.
-    fn touch(&self, jobs: &[Job]) {
-        let mut seen = 0usize;
+    /// Asks the cache for the generation and the handler of each
+    /// single-target event in `jobs` (a prefetch: nothing waits for it).
+    fn prefetch(&self, jobs: &[Job]) {
         for job in jobs {
             if let Job::Event {
                 targets: Targets::One(t),
@@ -1501,12 +1582,13 @@ impl Worker {
             {
                 let k = t.slot as usize;
                 if let Some(chunk) = self.gens.get(k / CHUNK) {
-                    seen ^= chunk[k % CHUNK].load(Ordering::Relaxed) as usize;
+                    hint::prefetch(&chunk[k % CHUNK]);
                 }
-                seen ^= usize::from(matches!(self.handlers.get(k), Some(Some(_))));
+                if let Some(handler) = self.handlers.get(k) {
+                    hint::prefetch(handler);
+                }
             }
         }
-        std::hint::black_box(seen);
     }
 }
 

@@ -33,6 +33,7 @@ use super::ancestry::{Ancestry, Deps, EPOCH_LIMIT};
 use super::index::{PathHasher, PathIndex};
 use super::zk_watch_kind;
 use crate::event::zk_event_type;
+use crate::hint;
 
 /// Slots per chunk of the shared generation array.
 pub(super) const CHUNK: usize = 4096;
@@ -768,6 +769,40 @@ impl Registry {
         }
     }
 
+    /// Asks the cache for the tag a lookup of `hash` reads first (see
+    /// `Pending`: the prefetching counterpart of `touch_tags`).
+    pub(super) fn prefetch_tag(&self, hash: u32) {
+        self.index.prefetch(hash);
+    }
+
+    /// Asks the cache for the entry in `bucket` (`likely_bucket` gave it,
+    /// from prefetched tags).
+    pub(super) fn prefetch_entry(&self, bucket: u32) {
+        hint::prefetch(&self.entries[bucket as usize]);
+    }
+
+    /// Reads the entry in `bucket` (prefetched before) and asks the cache
+    /// for what a lookup or a pop reads next: the path bytes on the heap,
+    /// and the slot an event pops (as `touch_entry` gives it), or `linked`,
+    /// the slot a link writes. `bucket` may be stale (the table rebuilt
+    /// since `likely_bucket` gave it), even past the end: a wasted hint.
+    pub(super) fn prefetch_behind(&self, bucket: u32, linked: Option<u32>) {
+        let Some(e) = self.entries.get(bucket as usize) else {
+            return;
+        };
+        if let Key::Heap(bytes) = &e.key {
+            hint::prefetch(&**bytes);
+        }
+        let slot = match linked {
+            Some(slot) => slot,
+            None if e.kinds & (Kind::Data.bit() | Kind::Child.bit()) != 0 => e.head,
+            None => return,
+        };
+        if let Some(s) = self.slots.get(slot as usize) {
+            hint::prefetch(s);
+        }
+    }
+
     /// Reads a slot (`touch_entry` gave it).
     pub(super) fn touch_slot(&self, slot: u32) -> u8 {
         self.slots.get(slot as usize).map_or(0, |s| s.state as u8)
@@ -984,6 +1019,22 @@ impl Registry {
 mod tests {
     use super::super::xorshift;
     use super::*;
+
+    /// The read-ahead's hints take stale positions (the table rebuilt
+    /// since) without harm.
+    #[test]
+    fn prefetching_stale_positions_is_harmless() {
+        let mut r = Registry::default();
+        let added = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
+        let far = r.entries.len() as u32 + 1000;
+        r.prefetch_behind(far, None);
+        r.prefetch_behind(far, Some(added.slot));
+        r.prefetch_behind(0, Some(u32::MAX));
+        r.prefetch_tag(0);
+        let bucket = r.likely_bucket(r.hash(b"/a"));
+        r.prefetch_entry(bucket);
+        r.prefetch_behind(bucket, None);
+    }
 
     fn ids_on(r: &Registry, path: &str) -> Vec<u32> {
         let Some(e) = r.find(r.hasher.hash(path.as_bytes()), path.as_bytes()) else {
