@@ -532,28 +532,28 @@ fn large_table_bursts_match_in_feed_order() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let i = (rng >> 8) as usize % PATHS;
-        match rng % 64 {
-            0..=15 => {
+        match rng % 512 {
+            0..=127 => {
                 let name = format!("o{step}");
                 let id = watch(&d, &l, &name, &path(i), ZK_WATCH_DATA);
                 oneshots[i].push((name, id));
             }
-            16..=27 => {
+            128..=223 => {
                 let (name, p) = (format!("f{step}"), format!("/fresh/f{step}"));
                 watch(&d, &l, &name, &p, ZK_WATCH_DATA);
                 fresh.push_back((name, p));
             }
-            28..=39 if fresh.len() > 100 => {
+            224..=319 if fresh.len() > 100 => {
                 let (name, p) = fresh.pop_front().unwrap();
                 d.event(T::Changed, &p, step).unwrap();
                 want.push(format!("{name} {p}"));
             }
-            40 => {
+            320 => {
                 if let Some((_, id)) = oneshots[i].pop() {
                     d.watch_remove(id).unwrap();
                 }
             }
-            41 => {
+            321 => {
                 d.stats();
             }
             _ => {

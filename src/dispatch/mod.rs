@@ -346,7 +346,24 @@ struct Batch {
     bounded: usize,
 }
 
+/// How far ahead of the queue's end a feeder asks for its space (see
+/// `Batch::prefetch_ahead`): in jobs, and in path bytes.
+const JOBS_AHEAD: usize = 4;
+const PATH_BYTES_AHEAD: usize = 192;
+
 impl Batch {
+    /// Asks the cache, for writing, for the space the next jobs and paths
+    /// will take: the dispatch thread read those lines when it last ran
+    /// this batch, and a store to them would wait for it to give them up.
+    fn prefetch_ahead(&mut self) {
+        if let Some(job) = self.jobs.spare_capacity_mut().get(JOBS_AHEAD) {
+            hint::prefetch_write(job);
+        }
+        if let Some(byte) = self.paths.spare_capacity_mut().get(PATH_BYTES_AHEAD) {
+            hint::prefetch_write(byte);
+        }
+    }
+
     fn shrink(&mut self) {
         if self.jobs.capacity() > QUEUE_KEEP {
             self.jobs.shrink_to(QUEUE_KEEP);
@@ -423,11 +440,11 @@ enum Op {
 
 /// Pending operations applied together; with a million watches each
 /// lookup is a cache miss, and a window's misses overlap.
-const PENDING_WINDOW: usize = 32;
+const PENDING_WINDOW: usize = 64;
 
 /// Pushes between two stages of a pending op's read-ahead (see `Pending`):
 /// enough for a miss to be served meanwhile.
-const STAGE_LAG: usize = 8;
+const STAGE_LAG: usize = 16;
 
 /// A pending op whose likely bucket is not known yet.
 const NIL_BUCKET: u32 = u32::MAX;
@@ -684,6 +701,7 @@ impl Shared {
         }
         self.stats.events_matched += 1;
         let q = &mut self.queue;
+        q.prefetch_ahead();
         let path_at = q.paths.len();
         q.paths.extend_from_slice(path);
         q.paths.push(0);
@@ -710,6 +728,7 @@ impl Shared {
 
     /// Queues a job; the caller releases the lock with `zk_dispatcher::unlock`.
     fn push(&mut self, job: Job, queued: &AtomicUsize) {
+        self.queue.prefetch_ahead();
         self.queue.jobs.push(job);
         self.publish(queued);
     }
@@ -1041,6 +1060,7 @@ impl zk_dispatcher {
         let added = s.watches.reserve(kind);
         // Under the lock: registered before any event that can match it.
         s.queue.chunks.extend(added.chunk);
+        s.queue.prefetch_ahead();
         // Not published: no hurry until an event for it is queued.
         s.queue.jobs.push(Job::Register {
             slot: added.slot,

@@ -380,6 +380,11 @@ impl Registry {
         let order = self.next_order;
         self.next_order += 1;
         self.gen_cell(slot).store(gen, Ordering::Release);
+        if let Some(&(next, _)) = self.free.last() {
+            // The next reservation stores to that cell, whose line the
+            // dispatch thread has likely written last (claiming the watch).
+            hint::prefetch_write(self.gen_cell(next));
+        }
         Added {
             slot,
             id: (u64::from(gen) << 32) | u64::from(slot),

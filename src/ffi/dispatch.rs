@@ -413,8 +413,8 @@ pub unsafe extern "C" fn zk_listener_remove(d: *mut zk_dispatcher, id: u64) -> i
 /// read-ahead that asks the cache for what they will read, so that their
 /// cache misses overlap with other work; every other call (and the dispatch
 /// thread) applies the pending ones first, so no caller can tell. When
-/// events stop after a dense stream, the last few dozen are applied by the
-/// dispatch thread within about 20 microseconds. Types kazoo ignores (NONE, NOT_WATCHING, *_WATCH_REMOVED)
+/// events stop after a dense stream, the last ones (up to about a hundred)
+/// are applied by the dispatch thread within about 20 microseconds. Types kazoo ignores (NONE, NOT_WATCHING, *_WATCH_REMOVED)
 /// are accepted and counted in `events_ignored`; session changes go to
 /// `zk_dispatcher_session()`.
 ///
