@@ -6,8 +6,9 @@
 //! in feed order, as kazoo's connection thread does it (one-shot watches are
 //! popped when their event is read), and queues the resulting callbacks.
 //! Once the registry outgrows the cache, node events and registrations are
-//! applied to it a window at a time (`Pending`): the cache misses of a
-//! window's lookups overlap, which with a million watches is most of their
+//! applied to it a window at a time (`Pending`), behind a read-ahead of
+//! prefetches issued as they are fed: the cache misses of their lookups
+//! overlap with other work, which with a million watches is most of their
 //! cost. Every other operation first applies what is pending, and so does
 //! the dispatch thread when the queue holds nothing else to run (while ops
 //! are pending the queue can only hold earlier jobs and `Register` jobs,
@@ -20,7 +21,10 @@
 //! thread takes it once per batch. The handlers live on the dispatch thread
 //! (`Worker`), indexed by watch slot: feeding never touches them, and a
 //! removed or fired watch's handler is dropped there, after the jobs queued
-//! before. Matching is O(path depth) (see `registry`).
+//! before. Matching is O(path depth) (see `registry`). Lines one thread
+//! writes and the other then writes too (the queue's space, a reused slot's
+//! generation cell) are asked for ahead with a write prefetch (`hint`), so
+//! that neither thread's stores wait for the other core.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;
