@@ -308,15 +308,19 @@ impl Default for Registry {
     }
 }
 
-/// Below this many bytes of entries and slots the registry stays in cache,
-/// and reading ahead (`touch_*`) would only cost time.
+/// Below this many bytes of entries and slots in use the registry stays in
+/// cache, and reading ahead (see `dispatch::Pending`) would only cost time.
 const CACHED_BYTES: usize = 512 << 10;
 
 impl Registry {
-    /// Whether the registry is large enough for its reads to miss the cache.
+    /// Whether the registry is large enough for its reads to miss the cache:
+    /// its path table, and the slots of the live watches (not every slot
+    /// ever made: the slot array never shrinks, but free slots are reused
+    /// last retired first, so a few watches coming and going stay on a few
+    /// warm slots however many a burst left behind).
     pub(super) fn is_large(&self) -> bool {
         self.entries.len() * std::mem::size_of::<PathEntry>()
-            + self.slots.len() * std::mem::size_of::<Slot>()
+            + self.live * std::mem::size_of::<Slot>()
             > CACHED_BYTES
     }
 
