@@ -102,9 +102,11 @@ impl PathIndex {
     /// An empty table of `buckets` buckets (at least 1).
     pub(super) fn with_buckets(buckets: usize) -> Self {
         debug_assert!(buckets > 0);
-        PathIndex {
-            tags: vec![0; buckets],
-        }
+        let mut tags = Vec::with_capacity(buckets);
+        // Read at random, like the entries (see `hint::advise_huge`).
+        crate::hint::advise_huge(tags.spare_capacity_mut());
+        tags.resize(buckets, 0);
+        PathIndex { tags }
     }
 
     /// The number of buckets.

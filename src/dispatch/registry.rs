@@ -186,7 +186,11 @@ impl PathEntry {
 
 /// `n` empty buckets.
 fn vacant_entries(n: usize) -> Vec<PathEntry> {
-    (0..n).map(|_| PathEntry::new(b"")).collect()
+    let mut entries = Vec::with_capacity(n);
+    // Read at random: on huge pages if large (see `hint::advise_huge`).
+    hint::advise_huge(entries.spare_capacity_mut());
+    entries.extend((0..n).map(|_| PathEntry::new(b"")));
+    entries
 }
 
 /// Entries moved at a time when the path table is rebuilt.
