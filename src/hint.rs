@@ -1,11 +1,13 @@
-//! Cache hints, the one `unsafe` outside `ffi`.
+//! Cache and memory hints, the one `unsafe` outside `ffi`: prefetches, and
+//! a huge-page advice for large tables read at random.
 //!
 //! The dispatcher reads ahead for the operations it defers (see
 //! `dispatch::Pending`) and for the calls it is about to make. Plain loads
 //! cannot do that across calls: every call takes and releases a lock, and on
 //! x86 a locked instruction waits for all earlier loads, so a load issued for
 //! a later call would cost this call the whole cache miss. A prefetch
-//! instruction is not waited for, and it is not a read the program can
+//! instruction is not waited for (beyond the page walk that translates its
+//! address, which huge pages shorten), and it is not a read the program can
 //! observe: it only asks the cache for a line. The same goes for the lines
 //! the feeders write and the dispatch thread reads (the queue) or the other
 //! way round (generation cells): asked for ahead, for writing, they are

@@ -5,8 +5,8 @@
 //! The core (`status`, `event`, `state`, `stat`, `wire`, `path`, `session`,
 //! `dispatch`) has no `unsafe` (the crate denies it): only the `ffi` module,
 //! the thin C ABI over the core from which cbindgen generates
-//! `include/zk_states.h`, and `hint`, the prefetch the dispatcher's
-//! read-ahead needs, may use it.
+//! `include/zk_states.h`, and `hint`, the prefetches and the huge-page
+//! advice the dispatcher's read-ahead needs, may use it.
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
