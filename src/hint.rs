@@ -24,8 +24,8 @@ pub(crate) fn prefetch<T: ?Sized>(value: &T) {
         let first = std::ptr::from_ref(value).cast::<i8>();
         let last = first.wrapping_add(std::mem::size_of_val(value).saturating_sub(1));
         // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 processor
-        // has; it neither faults nor reads memory the program sees, and both
-        // addresses lie in a live value anyway.
+        // has; it neither faults nor reads memory the program sees, whatever
+        // the address.
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(first);
             if other_line(first.cast(), last.cast()) {
@@ -50,8 +50,7 @@ pub(crate) fn prefetch_write<T: ?Sized>(value: &T) {
         let first = std::ptr::from_ref(value).cast::<u8>();
         let last = first.wrapping_add(std::mem::size_of_val(value).saturating_sub(1));
         // SAFETY: the processor has PREFETCHW (checked above), which neither
-        // faults nor changes what memory holds; both addresses lie in a live
-        // value anyway.
+        // faults nor changes what memory holds, whatever the address.
         unsafe {
             std::arch::asm!("prefetchw [{0}]", in(reg) first, options(nostack, preserves_flags, readonly));
             if other_line(first, last) {
@@ -64,6 +63,7 @@ pub(crate) fn prefetch_write<T: ?Sized>(value: &T) {
 }
 
 /// Whether `last` is on another cache line than `first`.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn other_line(first: *const u8, last: *const u8) -> bool {
     (first as usize ^ last as usize) >= 64
@@ -79,7 +79,7 @@ fn has_prefetchw() -> bool {
         1 => false,
         _ => {
             use std::arch::x86_64::__cpuid;
-            // `__cpuid` is safe since Rust 1.84; it cannot fault on x86_64.
+            // `__cpuid` is a safe function in newer Rust, not in 1.77.
             #[allow(unused_unsafe)]
             // SAFETY: every x86_64 processor has CPUID and these leaves.
             let yes = unsafe {

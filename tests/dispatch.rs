@@ -509,10 +509,12 @@ fn invalid_arguments() {
 /// removal, a snapshot of the counters), and with the table rebuilt under
 /// them as it grows (one-shots on new paths) and sweeps emptied paths
 /// (those one-shots fired), still match exactly as if each were applied when
-/// fed, in feed order.
+/// fed, in feed order. The dispatch thread is kept busy through each
+/// burst (a submitted task waits), so that the feeder applies the windows
+/// itself rather than the dispatch thread applying everything pending.
 #[test]
 fn large_table_bursts_match_in_feed_order() {
-    const PATHS: usize = 4_000;
+    const PATHS: usize = 8_000;
     let d = connected(0);
     let l = log();
     let path = |i: usize| format!("/app/svc{}/n{i}", i % 13);
@@ -527,7 +529,18 @@ fn large_table_bursts_match_in_feed_order() {
     let mut fresh = std::collections::VecDeque::new();
     let mut want = Vec::new();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut parked: Option<std::sync::mpsc::Sender<()>> = None;
     for step in 0..60_000 {
+        if step % 1_000 == 0 {
+            // Lets the last burst's task return, and parks the next one.
+            drop(parked.take());
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            d.submit(move || {
+                let _ = wait.recv();
+            })
+            .unwrap();
+            parked = Some(release);
+        }
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -570,6 +583,7 @@ fn large_table_bursts_match_in_feed_order() {
             }
         }
     }
+    drop(parked);
     d.flush().unwrap();
     let got: Vec<String> = take(&l)
         .iter()

@@ -422,11 +422,14 @@ struct Pending {
     spans: Vec<(usize, usize)>,
     buckets: Vec<u32>,
     heads: Vec<u32>,
-    /// When the first of `ops` was fed (`None`: no ops).
+    /// When the first of `ops` was fed, or when the feeder last applied a
+    /// window of them (`None`: no ops): what `SETTLE_AFTER` counts from.
     since: Option<Instant>,
-    /// Whether `ops` started within `DENSE_GAP` of the last settling: the
-    /// feeder is likely to fill the window, and the dispatch thread waits
-    /// for it (up to `SETTLE_AFTER`) rather than settle a few ops early.
+    /// Whether the ops come as a dense stream: the first of them came
+    /// within `DENSE_GAP` of the last settling, or the feeder has since
+    /// applied a window. The feeder is then likely to fill the next window,
+    /// and the dispatch thread waits for it (up to `SETTLE_AFTER`) rather
+    /// than settle a few ops early.
     dense: bool,
     last_settle: Option<Instant>,
 }
@@ -657,6 +660,7 @@ impl Shared {
     /// read-ahead is done, and keeps the others pending.
     fn settle_oldest(&mut self, n: usize, queued: &AtomicUsize) {
         let mut p = std::mem::take(&mut self.pending);
+        debug_assert!(n < p.ops.len() && p.staged.len() == p.ops.len());
         let mut events = 0;
         for (op, &(hash, _)) in p.ops[..n].iter().zip(&p.staged) {
             p.lookups.clear();
@@ -675,8 +679,11 @@ impl Shared {
         p.events -= events;
         let now = Instant::now();
         p.last_settle = Some(now);
-        // The dispatch thread's `SETTLE_AFTER` counts from the last window.
+        // A dense stream (whatever its first op looked like): the dispatch
+        // thread leaves the next window to the feeder, `SETTLE_AFTER` from
+        // this one.
         p.since = Some(now);
+        p.dense = true;
         self.pending = p;
         // Published as `settle` does: once, at the end.
         self.publish(queued);

@@ -1034,7 +1034,8 @@ mod tests {
     use super::*;
 
     /// The read-ahead's hints take stale positions (the table rebuilt
-    /// since) without harm.
+    /// since, even past its end) without panicking; a hint has no effect to
+    /// check.
     #[test]
     fn prefetching_stale_positions_is_harmless() {
         let mut r = Registry::default();
@@ -1047,6 +1048,43 @@ mod tests {
         let bucket = r.likely_bucket(r.hash(b"/a"));
         r.prefetch_entry(bucket);
         r.prefetch_behind(bucket, None);
+    }
+
+    /// Size is judged by the path table and the live watches: slots left
+    /// behind by a burst of one-shots on one path do not make a registry
+    /// with one watch large (nor defer its events).
+    #[test]
+    fn large_means_paths_and_live_watches() {
+        let mut r = Registry::default();
+        for _ in 0..40_000 {
+            r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
+        }
+        assert!(r.is_large());
+        let mut fired = Vec::new();
+        r.match_event(zk_event_type::Changed, b"/a", &mut fired);
+        assert_eq!(fired.len(), 40_000);
+        // Claimed, as the dispatch thread claims a fired one-shot, then retired.
+        for t in &fired {
+            let claimed = r.gen_cell(t.slot).compare_exchange(
+                t.gen,
+                gone(t.gen),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            assert!(claimed.is_ok());
+        }
+        let mut retired: Vec<(u32, u32)> = fired.iter().map(|t| (t.slot, t.gen)).collect();
+        r.retire(&mut retired);
+        r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
+        assert!(r.slots.len() >= 40_000);
+        assert!(!r.is_large());
+        for i in 0..20_000 {
+            r.add(
+                format!("/p/{i}").as_bytes(),
+                zk_watch_kind::ZK_WATCH_PERSISTENT,
+            );
+        }
+        assert!(r.is_large());
     }
 
     fn ids_on(r: &Registry, path: &str) -> Vec<u32> {
