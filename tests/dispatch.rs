@@ -600,3 +600,52 @@ fn large_table_bursts_match_in_feed_order() {
         got.iter().zip(&want).position(|(a, b)| a != b)
     );
 }
+
+/// A bounded queue with a large table: deferred events count against the
+/// bound while pending and after the feeder applied some of them (events
+/// that match nothing do not), so exactly `capacity` matching events are
+/// taken while the dispatch thread is busy; then the queue is full, and
+/// the next event is refused, matching or not.
+#[test]
+fn bounded_queue_counts_deferred_events() {
+    const PATHS: usize = 8_000;
+    const CAPACITY: usize = 1_000;
+    let d = Dispatcher::new(0, CAPACITY).unwrap();
+    d.session(S::Connected).unwrap();
+    let l = log();
+    let path = |i: usize| format!("/app/svc{}/n{i}", i % 13);
+    for i in 0..PATHS {
+        watch(&d, &l, &format!("p{i}"), &path(i), ZK_WATCH_PERSISTENT);
+    }
+    d.flush().unwrap();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    d.submit(move || {
+        let _ = wait.recv();
+    })
+    .unwrap();
+    while d.stats().queued != 0 {
+        std::thread::yield_now();
+    }
+    // The parked task is running, not queued: the bound is free.
+    let mut taken = 0;
+    for step in 0.. {
+        // Every third event matches nothing, and costs no room.
+        let (p, matches) = if step % 3 == 0 {
+            (format!("/none/{step}"), false)
+        } else {
+            (path(step as usize * 7919 % PATHS), true)
+        };
+        match d.event(T::Changed, &p, step) {
+            Ok(()) => taken += usize::from(matches),
+            Err(e) => {
+                assert_eq!(e, zk_status::ZK_ERR_QUEUE_FULL);
+                break;
+            }
+        }
+    }
+    assert_eq!(taken, CAPACITY);
+    drop(release);
+    d.flush().unwrap();
+    assert_eq!(take(&l).len(), CAPACITY);
+    assert_eq!(d.stats().refused_full, 1);
+}
