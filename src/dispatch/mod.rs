@@ -536,32 +536,35 @@ impl Shared {
             return;
         }
         let mut p = std::mem::take(&mut self.pending);
+        debug_assert_eq!(p.staged.len(), p.ops.len());
         p.last_settle = Some(Instant::now());
         p.since = None;
         if !self.defer_all && !self.watches.is_large() {
             // All in cache: no reading ahead.
-            for op in &p.ops {
-                p.lookups.clear();
-                self.watches
-                    .lookups(&p.paths[op.path()], false, &mut p.lookups);
-                self.apply(op, &p.paths, &p.lookups);
+            for (op, &(hash, _)) in p.ops.iter().zip(&p.staged) {
+                self.apply_hashed(op, &p.paths, hash);
             }
             p.ops.clear();
         }
-        for window in p.ops.chunks(PENDING_WINDOW) {
+        for (window, staged) in p
+            .ops
+            .chunks(PENDING_WINDOW)
+            .zip(p.staged.chunks(PENDING_WINDOW))
+        {
             let w = &self.watches;
-            // The hashes: an event's path alone (its ancestors only if its
-            // entry says so, below); a new path's prefixes too if `link`
-            // will look its ancestors up.
+            // The lookups: an event's path alone, hashed when it was
+            // deferred (its ancestors only if its entry says so, below); a
+            // new path's prefixes too if `link` will look its ancestors up.
             p.lookups.clear();
             p.spans.clear();
-            for op in window {
+            for (op, &(hash, _)) in window.iter().zip(staged) {
                 let start = p.lookups.len();
-                let walk = match *op {
-                    Op::Event { .. } => false,
-                    Op::Link { link, .. } => w.link_walks(&link),
-                };
-                w.lookups(&p.paths[op.path()], walk, &mut p.lookups);
+                match *op {
+                    Op::Link { link, .. } if w.link_walks(&link) => {
+                        w.lookups(&p.paths[op.path()], true, &mut p.lookups)
+                    }
+                    _ => p.lookups.push((hash, op.path().len())),
+                }
                 p.spans.push((start, p.lookups.len()));
             }
             // Then the reads, each stage a short loop, so that many of its
@@ -663,9 +666,7 @@ impl Shared {
         debug_assert!(n < p.ops.len() && p.staged.len() == p.ops.len());
         let mut events = 0;
         for (op, &(hash, _)) in p.ops[..n].iter().zip(&p.staged) {
-            p.lookups.clear();
-            p.lookups.push((hash, op.path().len()));
-            self.apply(op, &p.paths, &p.lookups);
+            self.apply_hashed(op, &p.paths, hash);
             events += usize::from(matches!(op, Op::Event { .. }));
         }
         let cut = p.ops[n].path().start;
@@ -687,6 +688,13 @@ impl Shared {
         self.pending = p;
         // Published as `settle` does: once, at the end.
         self.publish(queued);
+    }
+
+    /// Applies one pending op with its path's own lookup, from the hash
+    /// `defer` made (`link` and matching make the prefixes if they need
+    /// them).
+    fn apply_hashed(&mut self, op: &Op, paths: &[u8], hash: u32) {
+        self.apply(op, paths, &[(hash, op.path().len())]);
     }
 
     /// Applies one pending op (its path in `paths`) with its lookups.

@@ -170,6 +170,16 @@ struct PathEntry {
 }
 
 impl PathEntry {
+    /// The slot an event would pop first: the list's head if the path has
+    /// one-shot watches, `NIL` otherwise.
+    fn popped_head(&self) -> u32 {
+        if self.kinds & (Kind::Data.bit() | Kind::Child.bit()) != 0 {
+            self.head
+        } else {
+            NIL
+        }
+    }
+
     fn new(path: &[u8]) -> PathEntry {
         PathEntry {
             key: Key::new(path),
@@ -765,12 +775,7 @@ impl Registry {
     /// the slot at the head of its list if it has one-shot watches, which an
     /// event pops (`NIL` otherwise).
     pub(super) fn touch_entry(&self, bucket: u32) -> u32 {
-        let e = &self.entries[bucket as usize];
-        if e.kinds & (Kind::Data.bit() | Kind::Child.bit()) != 0 {
-            e.head
-        } else {
-            NIL
-        }
+        self.entries[bucket as usize].popped_head()
     }
 
     /// Reads the first byte of the path of the entry in `bucket`, if it is
@@ -806,11 +811,7 @@ impl Registry {
         if let Key::Heap(bytes) = &e.key {
             hint::prefetch(&**bytes);
         }
-        let slot = match linked {
-            Some(slot) => slot,
-            None if e.kinds & (Kind::Data.bit() | Kind::Child.bit()) != 0 => e.head,
-            None => return,
-        };
+        let slot = linked.unwrap_or_else(|| e.popped_head());
         if let Some(s) = self.slots.get(slot as usize) {
             hint::prefetch(s);
         }
