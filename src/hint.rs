@@ -1,4 +1,4 @@
-//! Cache and memory hints, the one `unsafe` outside `ffi`: prefetches, and
+//! Cache and memory hints (with `simd`, the only `unsafe` outside `ffi`): prefetches, and
 //! a huge-page advice for large tables read at random.
 //!
 //! The dispatcher reads ahead for the operations it defers (see

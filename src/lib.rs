@@ -5,8 +5,9 @@
 //! The core (`status`, `event`, `state`, `stat`, `wire`, `path`, `session`,
 //! `dispatch`) has no `unsafe` (the crate denies it): only the `ffi` module,
 //! the thin C ABI over the core from which cbindgen generates
-//! `include/zk_states.h`, and `hint`, the prefetches and the huge-page
-//! advice the dispatcher's read-ahead needs, may use it.
+//! `include/zk_states.h`; `hint`, the prefetches and the huge-page
+//! advice the dispatcher's read-ahead needs; and `simd`, the SSE2 loads that
+//! classify a path's bytes for `path::validate`, may use it.
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -19,6 +20,8 @@ pub mod ffi;
 mod hint;
 pub mod path;
 pub mod session;
+#[allow(unsafe_code)]
+mod simd;
 pub mod stat;
 pub mod state;
 pub mod status;
