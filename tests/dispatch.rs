@@ -426,6 +426,15 @@ fn bounded_queue_refuses_and_counts() {
         d.submit(|| {}).err().map(|r| r.status),
         Some(zk_status::ZK_ERR_QUEUE_FULL)
     );
+    // An invalid path is refused as such, full queue or not, and is not
+    // counted as refused for room.
+    for bad in ["/n/", "/n//x", "n"] {
+        assert_eq!(
+            d.event(T::Changed, bad, 1),
+            Err(zk_status::ZK_ERR_INVALID_PATH)
+        );
+    }
+    assert_eq!(d.stats().refused_full, 2);
     d.session(S::Connecting).unwrap(); // never refused
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
@@ -501,6 +510,78 @@ fn invalid_arguments() {
     }
     assert_eq!(d.watch_remove(12345), Err(zk_status::ZK_ERR_NOT_FOUND));
     assert_eq!(d.listener_remove(12345), Err(zk_status::ZK_ERR_NOT_FOUND));
+}
+
+/// A path the registry holds skips validation (it was validated when
+/// registered); everything else is still validated first, before a closed
+/// dispatcher's refusal, and no other path slips through: near misses of a
+/// registered path, and events with a chroot.
+#[test]
+fn validation_of_known_and_unknown_paths() {
+    let d = connected(0);
+    let l = log();
+    watch(&d, &l, "a", "/app/a", ZK_WATCH_PERSISTENT);
+    watch(&d, &l, "b", "/app/b", ZK_WATCH_DATA);
+    for bad in ["/app/a/", "/app//a", "/app/a/.", "app/a", "/app/a\u{1}"] {
+        assert_eq!(
+            d.event(T::Changed, bad, 0),
+            Err(zk_status::ZK_ERR_INVALID_PATH),
+            "{bad:?}"
+        );
+    }
+    d.event(T::Changed, "/app/a", 1).unwrap();
+    d.event(T::Changed, "/app/b", 2).unwrap();
+    // Registered again on a path the registry holds (its one-shot popped).
+    watch(&d, &l, "b2", "/app/b", ZK_WATCH_DATA);
+    d.event(T::Changed, "/app/b", 3).unwrap();
+    d.set_chroot(Some("/app")).unwrap();
+    watch(&d, &l, "root", "/", ZK_WATCH_DATA);
+    d.event(T::Changed, "/app", 4).unwrap();
+    d.event(T::Changed, "/app/a", 5).unwrap();
+    assert_eq!(
+        d.event(T::Changed, "/app/", 6),
+        Err(zk_status::ZK_ERR_INVALID_PATH)
+    );
+    d.flush().unwrap();
+    assert_eq!(
+        take(&l),
+        [
+            "a CHANGED:CONNECTED:/app/a",
+            "b CHANGED:CONNECTED:/app/b",
+            "b2 CHANGED:CONNECTED:/app/b",
+            "root CHANGED:CONNECTED:/",
+        ]
+    );
+    // Closed: an invalid path is still refused as invalid, and only valid
+    // ones count as refused for closing.
+    let inner = d.into_arc();
+    drop(Dispatcher::from_arc(Arc::clone(&inner)));
+    for bad in ["/x/", "x"] {
+        assert_eq!(
+            inner.event(T::Changed, bad, 0),
+            Err(zk_status::ZK_ERR_INVALID_PATH)
+        );
+        assert_eq!(
+            inner
+                .watch_add(bad, ZK_WATCH_DATA, |_: &Event| {})
+                .err()
+                .map(|r| r.status),
+            Some(zk_status::ZK_ERR_INVALID_PATH)
+        );
+    }
+    assert_eq!(inner.stats().refused_closed, 0);
+    assert_eq!(
+        inner.event(T::Changed, "/x", 0),
+        Err(zk_status::ZK_ERR_SHUTTING_DOWN)
+    );
+    assert_eq!(
+        inner
+            .watch_add("/app/a", ZK_WATCH_DATA, |_: &Event| {})
+            .err()
+            .map(|r| r.status),
+        Some(zk_status::ZK_ERR_SHUTTING_DOWN)
+    );
+    assert_eq!(inner.stats().refused_closed, 2);
 }
 
 /// With a table too large for the cache, node events and registrations are

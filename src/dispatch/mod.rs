@@ -709,10 +709,23 @@ impl Shared {
     /// Matches a node event and queues its calls, if any (unpublished:
     /// see `settle`).
     fn deliver(&mut self, meta: EventMeta, path: &[u8], lookups: &[(u32, usize)]) {
+        let hash = lookups.last().expect("a path has at least one lookup").0;
+        let found = self.watches.find(hash, path);
+        self.deliver_found(meta, path, lookups, found);
+    }
+
+    /// `deliver` with the path's entry found beforehand (`Registry::find`).
+    fn deliver_found(
+        &mut self,
+        meta: EventMeta,
+        path: &[u8],
+        lookups: &[(u32, usize)],
+        found: Option<u32>,
+    ) {
         let mut targets = std::mem::take(&mut self.scratch);
         targets.clear();
         self.watches
-            .match_looked_up(meta.event_type, path, lookups, &mut targets);
+            .match_found(meta.event_type, path, lookups, found, &mut targets);
         if targets.is_empty() {
             self.scratch = targets;
             self.stats.events_unmatched += 1;
@@ -1068,14 +1081,25 @@ impl zk_dispatcher {
         handler: H,
         wrap: impl FnOnce(H) -> Handler,
     ) -> std::result::Result<u64, Refused<H>> {
-        if let Err(status) = path::validate(path) {
+        let bytes = path.as_bytes();
+        let mut guard = lock(&self.shared);
+        let s = &mut *guard;
+        // Applied now, the path is looked up first: a path the registry
+        // holds needs no validation (it had it when first linked).
+        let found = s.applies_now().then(|| {
+            let hash = s.watches.hash(bytes);
+            (hash, s.watches.find(hash, bytes))
+        });
+        if !matches!(found, Some((_, Some(_)))) {
+            if let Err(status) = path::validate(path) {
+                return Err(Refused { status, handler });
+            }
+        }
+        if s.closing {
+            s.stats.refused_closed += 1;
+            let status = zk_status::ZK_ERR_SHUTTING_DOWN;
             return Err(Refused { status, handler });
         }
-        let mut guard = match self.open() {
-            Ok(s) => s,
-            Err(status) => return Err(Refused { status, handler }),
-        };
-        let s = &mut *guard;
         let added = s.watches.reserve(kind);
         // Under the lock: registered before any event that can match it.
         s.queue.chunks.extend(added.chunk);
@@ -1085,14 +1109,18 @@ impl zk_dispatcher {
             slot: added.slot,
             handler: wrap(handler),
         });
-        let (link, path) = (added.link, path.as_bytes());
-        if s.applies_now() {
-            let lookups = [(s.watches.hash(path), path.len())];
-            s.watches.link(link, path, &lookups);
-            self.unlock(guard);
-        } else {
-            s.defer(|at, len| Op::Link { link, at, len }, path);
-            self.unlock_pending(guard);
+        let link = added.link;
+        match found {
+            Some((hash, entry)) => {
+                // `reserve` left the table as it was.
+                s.watches
+                    .link_found(link, bytes, &[(hash, bytes.len())], entry);
+                self.unlock(guard);
+            }
+            None => {
+                s.defer(|at, len| Op::Link { link, at, len }, bytes);
+                self.unlock_pending(guard);
+            }
         }
         Ok(added.id)
     }
@@ -1160,8 +1188,7 @@ impl zk_dispatcher {
     /// Feeds a node event for `server_path` (a server path: the chroot, if
     /// any, is stripped here), as kazoo's `_read_watch_event`.
     pub fn event(&self, event_type: zk_event_type, server_path: &str, zxid: i64) -> Result<()> {
-        path::validate(server_path)?;
-        let mut guard = self.open()?;
+        let mut guard = lock(&self.shared);
         let s = &mut *guard;
         let fires = matches!(
             event_type,
@@ -1170,8 +1197,34 @@ impl zk_dispatcher {
                 | zk_event_type::Changed
                 | zk_event_type::Child
         );
+        let client_path = path::unchroot(s.chroot.as_deref(), server_path);
+        // Applied now, the path is looked up first: a path the registry
+        // holds needs no validation (it had it when first linked, and the
+        // chroot when set), except the chroot's `/`, which both the chroot
+        // and the chroot with a trailing slash become.
+        let found = match client_path {
+            Some(client)
+                if fires
+                    && s.applies_now()
+                    && !s.closing
+                    && !(client == "/" && s.chroot.is_some()) =>
+            {
+                let hash = s.watches.hash(client.as_bytes());
+                Some((hash, s.watches.find(hash, client.as_bytes())))
+            }
+            _ => None,
+        };
+        if !matches!(found, Some((_, Some(_)))) {
+            path::validate(server_path)?;
+        }
+        if s.closing {
+            s.stats.refused_closed += 1;
+            return Err(zk_status::ZK_ERR_SHUTTING_DOWN);
+        }
         if fires {
-            // Refuse before touching anything, so a refused event pops no watch.
+            // Refuse before touching anything, so a refused event pops no
+            // watch. (A refusal applies the pending ops, which here are none
+            // if the path was looked up.)
             self.has_room(s)?;
         }
         let seq = s.next_seq();
@@ -1180,7 +1233,7 @@ impl zk_dispatcher {
             s.stats.events_ignored += 1;
             return Ok(());
         }
-        let Some(client_path) = path::unchroot(s.chroot.as_deref(), server_path) else {
+        let Some(client_path) = client_path else {
             s.stats.events_unmatched += 1;
             return Ok(());
         };
@@ -1191,14 +1244,16 @@ impl zk_dispatcher {
             seq,
         };
         let path = client_path.as_bytes();
-        if s.applies_now() {
-            let lookups = [(s.watches.hash(path), path.len())];
-            s.deliver(meta, path, &lookups);
-            s.publish(&self.queued);
-            self.unlock(guard);
-        } else {
-            s.defer(|at, len| Op::Event { meta, at, len }, path);
-            self.unlock_pending(guard);
+        match found {
+            Some((hash, entry)) => {
+                s.deliver_found(meta, path, &[(hash, path.len())], entry);
+                s.publish(&self.queued);
+                self.unlock(guard);
+            }
+            None => {
+                s.defer(|at, len| Op::Event { meta, at, len }, path);
+                self.unlock_pending(guard);
+            }
         }
         Ok(())
     }

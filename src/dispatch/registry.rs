@@ -353,7 +353,11 @@ impl Registry {
         &self.gens[k / CHUNK][k % CHUNK]
     }
 
-    fn find(&self, hash: u32, path: &[u8]) -> Option<u32> {
+    /// The entry of `path` (hash `hash`), if the registry holds it. A path
+    /// it holds was validated when its first watch was linked, and its
+    /// entry stays put until the next `link` of a new path or popping event
+    /// (which may rebuild the table).
+    pub(super) fn find(&self, hash: u32, path: &[u8]) -> Option<u32> {
         self.index
             .find(hash, |e| self.entries[e as usize].key.get() == path)
     }
@@ -427,6 +431,20 @@ impl Registry {
     /// gives them (the path's own last; its prefixes too if `link_walks`,
     /// else they are made here if needed).
     pub(super) fn link(&mut self, link: Link, path: &[u8], lookups: &[(u32, usize)]) {
+        let hash = lookups.last().expect("a path has at least one lookup").0;
+        self.link_found(link, path, lookups, self.find(hash, path));
+    }
+
+    /// `link` with the path's entry found beforehand (`find`, since which
+    /// the table has not changed).
+    pub(super) fn link_found(
+        &mut self,
+        link: Link,
+        path: &[u8],
+        lookups: &[(u32, usize)],
+        found: Option<u32>,
+    ) {
+        debug_assert_eq!(found, self.find(lookups[lookups.len() - 1].0, path));
         let Link {
             slot,
             gen,
@@ -436,7 +454,7 @@ impl Registry {
         debug_assert_ne!(self.slots[slot as usize].state, State::Live);
         let hash = lookups.last().expect("a path has at least one lookup").0;
         let mut created = false;
-        let entry = match self.find(hash, path) {
+        let entry = match found {
             Some(e) => {
                 if self.entries[e as usize].head == NIL {
                     self.empty -= 1;
@@ -861,6 +879,7 @@ impl Registry {
     /// `match_event` with the path's `lookups` made beforehand (perhaps
     /// before the registry last changed: if they lack the ancestors a walk
     /// needs, they are made here).
+    #[cfg(test)]
     pub(super) fn match_looked_up(
         &mut self,
         event_type: zk_event_type,
@@ -868,8 +887,23 @@ impl Registry {
         lookups: &[(u32, usize)],
         out: &mut Vec<Target>,
     ) {
-        let walk = self.walks(event_type);
         let hash = lookups.last().expect("a path has at least one lookup").0;
+        self.match_found(event_type, path, lookups, self.find(hash, path), out);
+    }
+
+    /// `match_looked_up` with the path's entry found beforehand (`find`,
+    /// since which the table has not changed).
+    pub(super) fn match_found(
+        &mut self,
+        event_type: zk_event_type,
+        path: &[u8],
+        lookups: &[(u32, usize)],
+        found: Option<u32>,
+        out: &mut Vec<Target>,
+    ) {
+        let hash = lookups.last().expect("a path has at least one lookup").0;
+        debug_assert_eq!(found, self.find(hash, path));
+        let walk = self.walks(event_type);
         let (data, child) = match event_type {
             zk_event_type::Created | zk_event_type::Changed => (true, false),
             zk_event_type::Deleted => (true, true),
@@ -877,7 +911,7 @@ impl Registry {
         };
         // Whether to look up the ancestors, and to cache what they hold.
         let (mut ancestors, mut cache) = (walk && path.len() > 1, false);
-        if let Some(entry) = self.find(hash, path) {
+        if let Some(entry) = found {
             let e = &self.entries[entry as usize];
             let kinds = e.kinds;
             if ancestors {
