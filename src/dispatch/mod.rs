@@ -1203,18 +1203,14 @@ impl zk_dispatcher {
         // chroot when set), except the chroot's `/`, which both the chroot
         // and the chroot with a trailing slash become.
         let found = match client_path {
-            Some(client)
-                if fires
-                    && s.applies_now()
-                    && !s.closing
-                    && !(client == "/" && s.chroot.is_some()) =>
-            {
+            Some(client) if fires && s.applies_now() && !s.closing => {
                 let hash = s.watches.hash(client.as_bytes());
                 Some((hash, s.watches.find(hash, client.as_bytes())))
             }
             _ => None,
         };
-        if !matches!(found, Some((_, Some(_)))) {
+        let held = matches!(found, Some((_, Some(_))));
+        if !held || (s.chroot.is_some() && client_path == Some("/")) {
             path::validate(server_path)?;
         }
         if s.closing {
@@ -1244,6 +1240,14 @@ impl zk_dispatcher {
             seq,
         };
         let path = client_path.as_bytes();
+        // Applied now if it was looked up (or if refusing for room applied
+        // the pending ops meanwhile).
+        let found = found.or_else(|| {
+            s.applies_now().then(|| {
+                let hash = s.watches.hash(path);
+                (hash, s.watches.find(hash, path))
+            })
+        });
         match found {
             Some((hash, entry)) => {
                 s.deliver_found(meta, path, &[(hash, path.len())], entry);
