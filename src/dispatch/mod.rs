@@ -403,7 +403,10 @@ struct Signal {
 /// for (a plain load would cost the call that issues it the whole miss, as
 /// unlocking waits for it): by the time a window is applied, what it reads
 /// is in cache, and the misses of a million-watch table overlap with the
-/// feeder's work instead of stalling it.
+/// feeder's work instead of stalling it. A prefetch does wait for the page
+/// walk that translates its address (long in a virtual machine, even on
+/// huge pages), so the stages run in bursts of `STAGE_BURST` ops, back to
+/// back: their walks overlap instead of stalling one call each.
 #[derive(Default)]
 struct Pending {
     ops: Vec<Op>,
@@ -451,7 +454,13 @@ const PENDING_WINDOW: usize = 64;
 
 /// Pushes between two stages of a pending op's read-ahead (see `Pending`):
 /// enough for a miss to be served meanwhile.
-const STAGE_LAG: usize = 16;
+const STAGE_LAG: usize = 32;
+
+/// Pushes per burst of read-ahead (see `Pending`): a divisor of `STAGE_LAG`
+/// and `PENDING_WINDOW`, so that every op of the oldest window has had each
+/// stage when it is applied. Paired A/B with a million watches against a
+/// stage per push: one-shot 0.80x, recursive 0.92x.
+const STAGE_BURST: usize = 32;
 
 /// A pending op whose likely bucket is not known yet.
 const NIL_BUCKET: u32 = u32::MAX;
@@ -633,29 +642,41 @@ impl Shared {
         }
     }
 
-    /// Defers an op (see `Pending`) and moves the read-ahead on: the new
-    /// op's tag, the entry of the op `STAGE_LAG` before it, what the entry
-    /// of the op `2 * STAGE_LAG` before points at. The caller then releases
-    /// the lock with `zk_dispatcher::unlock_pending`.
+    /// Defers an op (see `Pending`) and, every `STAGE_BURST` ops, moves the
+    /// read-ahead on: the tags of the ops since the last burst, the entries
+    /// of the burst `STAGE_LAG` before them, what the entries of the burst
+    /// `2 * STAGE_LAG` before point at. The caller then releases the lock
+    /// with `zk_dispatcher::unlock_pending`.
     fn defer(&mut self, op: impl FnOnce(usize, usize) -> Op, path: &[u8]) {
         let w = &self.watches;
         let p = &mut self.pending;
         p.push(op, path);
         let hash = w.hash(path);
-        w.prefetch_tag(hash);
         p.staged.push((hash, NIL_BUCKET));
-        let newest = p.ops.len() - 1;
-        if let Some(i) = newest.checked_sub(STAGE_LAG) {
-            let bucket = w.likely_bucket(p.staged[i].0);
-            w.prefetch_entry(bucket);
-            p.staged[i].1 = bucket;
+        let len = p.ops.len();
+        if len % STAGE_BURST != 0 {
+            return;
         }
-        if let Some(i) = newest.checked_sub(2 * STAGE_LAG) {
-            let linked = match p.ops[i] {
-                Op::Link { link, .. } => Some(link.slot),
-                Op::Event { .. } => None,
-            };
-            w.prefetch_behind(p.staged[i].1, linked);
+        // A burst of each stage: the prefetches' page walks overlap.
+        for &(hash, _) in &p.staged[len - STAGE_BURST..] {
+            w.prefetch_tag(hash);
+        }
+        if let Some(end) = len.checked_sub(STAGE_LAG) {
+            for staged in &mut p.staged[end.saturating_sub(STAGE_BURST)..end] {
+                let bucket = w.likely_bucket(staged.0);
+                w.prefetch_entry(bucket);
+                staged.1 = bucket;
+            }
+        }
+        if let Some(end) = len.checked_sub(2 * STAGE_LAG) {
+            let from = end.saturating_sub(STAGE_BURST);
+            for (op, staged) in p.ops[from..end].iter().zip(&p.staged[from..end]) {
+                let linked = match *op {
+                    Op::Link { link, .. } => Some(link.slot),
+                    Op::Event { .. } => None,
+                };
+                w.prefetch_behind(staged.1, linked);
+            }
         }
     }
 
