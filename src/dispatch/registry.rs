@@ -322,6 +322,9 @@ impl Default for Registry {
     }
 }
 
+/// Reservations per burst of generation-cell prefetches (see `reserve`).
+const GEN_BURST: u64 = 32;
+
 /// Below this many bytes of entries and slots in use the registry stays in
 /// cache, and reading ahead (see `dispatch::Pending`) would only cost time.
 const CACHED_BYTES: usize = 512 << 10;
@@ -402,10 +405,18 @@ impl Registry {
         let order = self.next_order;
         self.next_order += 1;
         self.gen_cell(slot).store(gen, Ordering::Release);
-        if let Some(&(next, _)) = self.free.last() {
-            // The next reservation stores to that cell, whose line the
-            // dispatch thread has likely written last (claiming the watch).
-            hint::prefetch_write(self.gen_cell(next));
+        // The next reservations store to the cells of the next free slots,
+        // whose lines the dispatch thread has likely written last (claiming
+        // the watches). In a large registry those are spread out: asked for
+        // together, their page walks overlap.
+        if !self.is_large() {
+            if let Some(&(next, _)) = self.free.last() {
+                hint::prefetch_write(self.gen_cell(next));
+            }
+        } else if order % GEN_BURST == 0 {
+            for &(next, _) in self.free.iter().rev().take(GEN_BURST as usize) {
+                hint::prefetch_write(self.gen_cell(next));
+            }
         }
         Added {
             slot,
