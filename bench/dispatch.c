@@ -225,7 +225,7 @@ static int kind_of(const char *name) {
 static void cmd_scale(int quick) {
     static const size_t all_counts[] = {10, 100, 1000, 10000, 100000, 1000000};
     size_t ncounts = quick ? 4 : 6, m = quick ? 2000 : 200000;
-    int reps = quick ? 1 : 5;
+    int reps = quick ? 1 : 11;
     paths p = make_paths(all_counts[ncounts - 1]);
     uint64_t seed = 0x9E3779B97F4A7C15ull;
     /* The events of a repetition, their paths laid out one after another as
