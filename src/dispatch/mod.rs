@@ -1240,8 +1240,8 @@ impl zk_dispatcher {
         }
         if fires {
             // Refuse before touching anything, so a refused event pops no
-            // watch. (A refusal applies the pending ops, which here are none
-            // if the path was looked up.)
+            // watch. (The check may apply the pending ops: there are none if
+            // the path was looked up, so its entry stays where it was found.)
             self.has_room(s)?;
         }
         let seq = s.next_seq();

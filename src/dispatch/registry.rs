@@ -356,10 +356,10 @@ impl Registry {
         &self.gens[k / CHUNK][k % CHUNK]
     }
 
-    /// The entry of `path` (hash `hash`), if the registry holds it. A path
-    /// it holds was validated when its first watch was linked, and its
-    /// entry stays put until the next `link` of a new path or popping event
-    /// (which may rebuild the table).
+    /// The entry of `path` (hash `hash`), if the registry holds it (every
+    /// path it holds was validated when its first watch was linked). The
+    /// position holds until the table next changes: linking a new path or
+    /// dropping watches may rebuild it.
     pub(super) fn find(&self, hash: u32, path: &[u8]) -> Option<u32> {
         self.index
             .find(hash, |e| self.entries[e as usize].key.get() == path)
