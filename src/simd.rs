@@ -1,8 +1,9 @@
-//! SSE2 byte classes for path validation, 16 bytes at a time (`path::validate`
-//! runs twice for every re-registered one-shot watch and its event, and was
-//! a quarter of that work a word at a time). The second `unsafe` outside
-//! `ffi`: the vector loads read through raw pointers. Only the classes are
-//! computed here; `path` applies ZooKeeper's rules to them.
+//! SSE2 byte classes for path validation, 16 bytes at a time
+//! (`path::validate` runs for every event and registration on a path the
+//! registry does not hold, and took a fifth of the feeder's instructions a
+//! word at a time). The second `unsafe` outside `ffi`: the vector loads
+//! read through raw pointers. Only the classes are computed here; `path`
+//! applies ZooKeeper's rules to them.
 
 /// One bit per path byte (bit `i` for byte `i`) of a path of 8 to 63 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
