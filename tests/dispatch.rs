@@ -60,6 +60,27 @@ fn connected(options: u32) -> Dispatcher {
     d
 }
 
+/// Parks the dispatch thread in a submitted task until the returned sender
+/// is dropped (also when the test fails, so that it fails rather than hangs).
+fn park(d: &Dispatcher) -> std::sync::mpsc::Sender<()> {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    d.submit(move || {
+        let _ = wait.recv();
+    })
+    .unwrap();
+    release
+}
+
+/// `park`, returning once the dispatch thread runs the task (it no longer
+/// takes queue room).
+fn park_running(d: &Dispatcher) -> std::sync::mpsc::Sender<()> {
+    let release = park(d);
+    while d.stats().queued != 0 {
+        std::thread::yield_now();
+    }
+    release
+}
+
 #[test]
 fn one_shot_matching_table() {
     // (event, fires data watch, fires child watch): kazoo's _read_watch_event.
@@ -402,16 +423,7 @@ fn reentrant_callbacks() {
 fn bounded_queue_refuses_and_counts() {
     let d = Arc::new(Dispatcher::new(0, 1).unwrap());
     d.session(S::Connected).unwrap();
-    // Dropping `gate` (also when an assertion fails) lets the task return.
-    let (gate, wait) = std::sync::mpsc::channel::<()>();
-    d.submit(move || {
-        let _ = wait.recv();
-    })
-    .unwrap();
-    // Wait until the dispatch thread is inside the blocking callback.
-    while d.stats().queued != 0 {
-        std::thread::yield_now();
-    }
+    let gate = park_running(&d);
     let l = log();
     watch(&d, &l, "w", "/n", ZK_WATCH_DATA);
     d.submit(|| {}).unwrap(); // fills the one slot
@@ -611,12 +623,7 @@ fn large_table_bursts_match_in_feed_order() {
         if step % 1_000 == 0 {
             // Lets the last burst's task return, and parks the next one.
             drop(parked.take());
-            let (release, wait) = std::sync::mpsc::channel::<()>();
-            d.submit(move || {
-                let _ = wait.recv();
-            })
-            .unwrap();
-            parked = Some(release);
+            parked = Some(park(&d));
         }
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -695,14 +702,7 @@ fn bounded_queue_counts_deferred_events() {
         watch(&d, &l, &format!("p{i}"), &path(i), ZK_WATCH_PERSISTENT);
     }
     d.flush().unwrap();
-    let (release, wait) = std::sync::mpsc::channel::<()>();
-    d.submit(move || {
-        let _ = wait.recv();
-    })
-    .unwrap();
-    while d.stats().queued != 0 {
-        std::thread::yield_now();
-    }
+    let release = park_running(&d);
     // The parked task is running, not queued: the bound is free.
     let mut taken = 0;
     for step in 0.. {
