@@ -537,6 +537,24 @@ impl Shared {
         self.pending.ops.is_empty() && !self.defer_all && !self.watches.is_large()
     }
 
+    /// Refuses (and counts) a call to a closing dispatcher.
+    fn check_open(&mut self) -> Result<()> {
+        if self.closing {
+            self.stats.refused_closed += 1;
+            return Err(zk_status::ZK_ERR_SHUTTING_DOWN);
+        }
+        Ok(())
+    }
+
+    /// The hash of `path` and its entry, if any, when an operation on it is
+    /// applied now (`applies_now`); `None` when it would be deferred.
+    fn look_up_now(&self, path: &[u8]) -> Option<(u32, Option<u32>)> {
+        self.applies_now().then(|| {
+            let hash = self.watches.hash(path);
+            (hash, self.watches.find(hash, path))
+        })
+    }
+
     /// Applies the pending operations, in order, a window at a time: first
     /// the hashes of the window's paths, then one read of what each lookup
     /// reads first (so their misses overlap), then the operations.
@@ -989,10 +1007,7 @@ impl zk_dispatcher {
 
     fn open(&self) -> Result<MutexGuard<'_, Shared>> {
         let mut s = lock(&self.shared);
-        if s.closing {
-            s.stats.refused_closed += 1;
-            return Err(zk_status::ZK_ERR_SHUTTING_DOWN);
-        }
+        s.check_open()?;
         Ok(s)
     }
 
@@ -1107,18 +1122,13 @@ impl zk_dispatcher {
         let s = &mut *guard;
         // Applied now, the path is looked up first: a path the registry
         // holds needs no validation (it had it when first linked).
-        let found = s.applies_now().then(|| {
-            let hash = s.watches.hash(bytes);
-            (hash, s.watches.find(hash, bytes))
-        });
+        let found = s.look_up_now(bytes);
         if !matches!(found, Some((_, Some(_)))) {
             if let Err(status) = path::validate(path) {
                 return Err(Refused { status, handler });
             }
         }
-        if s.closing {
-            s.stats.refused_closed += 1;
-            let status = zk_status::ZK_ERR_SHUTTING_DOWN;
+        if let Err(status) = s.check_open() {
             return Err(Refused { status, handler });
         }
         let added = s.watches.reserve(kind);
@@ -1224,20 +1234,14 @@ impl zk_dispatcher {
         // chroot when set), except the chroot's `/`, which both the chroot
         // and the chroot with a trailing slash become.
         let found = match client_path {
-            Some(client) if fires && s.applies_now() && !s.closing => {
-                let hash = s.watches.hash(client.as_bytes());
-                Some((hash, s.watches.find(hash, client.as_bytes())))
-            }
+            Some(client) if fires && !s.closing => s.look_up_now(client.as_bytes()),
             _ => None,
         };
         let held = matches!(found, Some((_, Some(_))));
         if !held || (s.chroot.is_some() && client_path == Some("/")) {
             path::validate(server_path)?;
         }
-        if s.closing {
-            s.stats.refused_closed += 1;
-            return Err(zk_status::ZK_ERR_SHUTTING_DOWN);
-        }
+        s.check_open()?;
         if fires {
             // Refuse before touching anything, so a refused event pops no
             // watch. (The check may apply the pending ops: there are none if
@@ -1263,12 +1267,7 @@ impl zk_dispatcher {
         let path = client_path.as_bytes();
         // Applied now if it was looked up (or if refusing for room applied
         // the pending ops meanwhile).
-        let found = found.or_else(|| {
-            s.applies_now().then(|| {
-                let hash = s.watches.hash(path);
-                (hash, s.watches.find(hash, path))
-            })
-        });
+        let found = found.or_else(|| s.look_up_now(path));
         match found {
             Some((hash, entry)) => {
                 s.deliver_found(meta, path, &[(hash, path.len())], entry);
