@@ -455,7 +455,6 @@ impl Registry {
         lookups: &[(u32, usize)],
         found: Option<u32>,
     ) {
-        debug_assert_eq!(found, self.find(lookups[lookups.len() - 1].0, path));
         let Link {
             slot,
             gen,
@@ -464,6 +463,7 @@ impl Registry {
         } = link;
         debug_assert_ne!(self.slots[slot as usize].state, State::Live);
         let hash = lookups.last().expect("a path has at least one lookup").0;
+        debug_assert_eq!(found, self.find(hash, path));
         let mut created = false;
         let entry = match found {
             Some(e) => {
