@@ -378,6 +378,7 @@ impl Registry {
     /// written here (its last generation is in its cell), and its id must
     /// not reach `remove` before `link` (the dispatcher links every reserved
     /// watch before any other operation).
+    #[inline(always)]
     pub(super) fn reserve(&mut self, kind: zk_watch_kind) -> Added {
         let kind = Kind::from(kind);
         let mut chunk = None;
