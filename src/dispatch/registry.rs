@@ -932,23 +932,31 @@ impl Registry {
                     None => cache = true,
                 }
             }
-            let pop = |k: Kind| (data && k == Kind::Data) || (child && k == Kind::Child);
-            let mut popped = false;
-            for kind in [Kind::Data, Kind::Child] {
-                if pop(kind) && kinds & kind.bit() != 0 {
-                    self.collect(entry, kind, true, out);
-                    popped = true;
-                }
-            }
-            if kinds & Kind::Persistent.bit() != 0 {
-                self.collect(entry, Kind::Persistent, false, out);
-            }
-            if walk && kinds & Kind::Recursive.bit() != 0 {
-                self.collect(entry, Kind::Recursive, false, out);
-            }
-            if popped {
-                self.unlink_dead(entry);
+            // The kinds this event pops.
+            let pops =
+                if data { Kind::Data.bit() } else { 0 } | if child { Kind::Child.bit() } else { 0 };
+            if e.head == e.tail && kinds != 0 && kinds & !pops == 0 {
+                // The common case: one watch, a one-shot the event pops.
+                self.pop_only(entry, out);
                 self.sweep_if_needed();
+            } else {
+                let mut popped = false;
+                for kind in [Kind::Data, Kind::Child] {
+                    if pops & kinds & kind.bit() != 0 {
+                        self.collect(entry, kind, true, out);
+                        popped = true;
+                    }
+                }
+                if kinds & Kind::Persistent.bit() != 0 {
+                    self.collect(entry, Kind::Persistent, false, out);
+                }
+                if walk && kinds & Kind::Recursive.bit() != 0 {
+                    self.collect(entry, Kind::Recursive, false, out);
+                }
+                if popped {
+                    self.unlink_dead(entry);
+                    self.sweep_if_needed();
+                }
             }
         }
         if !ancestors {
@@ -978,6 +986,30 @@ impl Registry {
                 self.restart_deps();
             }
         }
+    }
+
+    /// Pops the only watch of `entry`, a one-shot, and leaves its list empty:
+    /// what `collect` and then `unlink_dead` do for it, without walking the
+    /// list.
+    fn pop_only(&mut self, entry: u32, out: &mut Vec<Target>) {
+        let e = &mut self.entries[entry as usize];
+        let (slot, gen) = (e.head, e.head_gen);
+        debug_assert!(slot != NIL && slot == e.tail);
+        e.head = NIL;
+        e.head_gen = 0;
+        e.tail = NIL;
+        e.kinds = 0;
+        self.empty += 1;
+        out.push(Target {
+            slot,
+            gen,
+            claim: true,
+        });
+        self.kill(slot, State::Popped);
+        self.popped += 1;
+        let s = &mut self.slots[slot as usize];
+        debug_assert_eq!((s.gen, s.next), (gen, NIL));
+        s.entry = NIL;
     }
 
     /// Appends the entry's watches of `kind`, in list order; `claim` pops them.
