@@ -1485,27 +1485,35 @@ mod tests {
                     }
                 }
                 5 | 6 => {
+                    // Each node event pops its kinds of one-shots (data, then
+                    // child), then calls the persistent watches.
+                    let (event_type, pops) = [
+                        (zk_event_type::Created, [Kind::Data, Kind::Data]),
+                        (zk_event_type::Changed, [Kind::Data, Kind::Data]),
+                        (zk_event_type::Deleted, [Kind::Data, Kind::Child]),
+                        (zk_event_type::Child, [Kind::Child, Kind::Child]),
+                    ][(next() % 4) as usize];
                     out.clear();
-                    r.match_event(zk_event_type::Changed, path.as_bytes(), &mut out);
+                    r.match_event(event_type, path.as_bytes(), &mut out);
                     let watches = model.entry(path).or_default();
-                    let mut want: Vec<Target> = watches
-                        .iter()
-                        .filter(|w| w.2 == Kind::Data)
-                        .map(|w| Target {
-                            slot: w.0,
-                            gen: (w.1 >> 32) as u32,
-                            claim: true,
-                        })
-                        .collect();
-                    want.extend(watches.iter().filter(|w| w.2 == Kind::Persistent).map(|w| {
-                        Target {
-                            slot: w.0,
-                            gen: (w.1 >> 32) as u32,
-                            claim: false,
+                    let popped = |kind: Kind| pops.contains(&kind);
+                    let mut want = Vec::new();
+                    for (kind, claim) in [
+                        (Kind::Data, true),
+                        (Kind::Child, true),
+                        (Kind::Persistent, false),
+                    ] {
+                        if claim && !popped(kind) {
+                            continue;
                         }
-                    }));
+                        want.extend(watches.iter().filter(|w| w.2 == kind).map(|w| Target {
+                            slot: w.0,
+                            gen: (w.1 >> 32) as u32,
+                            claim,
+                        }));
+                    }
                     assert_eq!(out, want, "step {step}");
-                    watches.retain(|w| w.2 != Kind::Data);
+                    watches.retain(|w| !popped(w.2));
                     fired.extend(
                         out.iter()
                             .filter(|t| t.claim)
