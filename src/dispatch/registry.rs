@@ -1487,11 +1487,11 @@ mod tests {
                 5 | 6 => {
                     // Each node event pops its kinds of one-shots (data, then
                     // child), then calls the persistent watches.
-                    let (event_type, pops) = [
-                        (zk_event_type::Created, [Kind::Data, Kind::Data]),
-                        (zk_event_type::Changed, [Kind::Data, Kind::Data]),
-                        (zk_event_type::Deleted, [Kind::Data, Kind::Child]),
-                        (zk_event_type::Child, [Kind::Child, Kind::Child]),
+                    let (event_type, pops): (_, &[Kind]) = [
+                        (zk_event_type::Created, &[Kind::Data][..]),
+                        (zk_event_type::Changed, &[Kind::Data]),
+                        (zk_event_type::Deleted, &[Kind::Data, Kind::Child]),
+                        (zk_event_type::Child, &[Kind::Child]),
                     ][(next() % 4) as usize];
                     out.clear();
                     r.match_event(event_type, path.as_bytes(), &mut out);
