@@ -233,11 +233,9 @@ mod tests {
         let alphabet: &[u8] = &[
             b'/', b'/', b'.', b'.', b'a', b'~', 0x00, 0x1f, 0x7f, 0x80, 0xc3,
         ];
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = crate::dispatch::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..100_000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
+            let rng = next();
             let len = (rng % 80) as usize;
             // Now and then not absolute.
             let mut p = vec![if rng % 16 == 0 { b'a' } else { b'/' }];

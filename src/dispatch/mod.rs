@@ -1719,7 +1719,7 @@ impl Worker {
 
 /// A xorshift64 generator: the model tests' reproducible randomness.
 #[cfg(test)]
-fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     move || {
         state ^= state << 13;
         state ^= state >> 7;
