@@ -1,7 +1,8 @@
 /* Hand-written C baselines: out-of-line functions with the library's
  * signature, argument checks and results, so that a call costs what a call
  * into the library would cost without the library's own overhead. Shared by
- * bench/micro.c (timed) and bench/profile.c (instruction counts). */
+ * bench/micro.c (timed), bench/profile.c (instruction counts) and
+ * bench/baselines_so.c (the same baselines in a shared library). */
 #ifndef ZK_BENCH_BASELINES_H
 #define ZK_BENCH_BASELINES_H
 
@@ -13,15 +14,26 @@
 
 #define UNUSED __attribute__((unused))
 
+/* BASELINE(type, name) opens the definition of a baseline. By default a
+ * baseline is a static out-of-line function of the program that includes this
+ * header (a direct call, like a call into libzk_states.a). bench/baselines_so.c
+ * defines ZK_BASELINES_SHARED and compiles the same code into a shared library,
+ * exported as so_<name>: called through the PLT, like libzk_states.so. */
+#ifdef ZK_BASELINES_SHARED
+#define BASELINE(type, name) __attribute__((visibility("default"))) NOIPA type so_##name
+#else
+#define BASELINE(type, name) NOIPA UNUSED static type name
+#endif
+
 static inline uint64_t ld64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return be64toh(v); }
 static inline uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return be32toh(v); }
 static inline UNUSED void st64(uint8_t *p, int64_t v) { uint64_t x = htobe64((uint64_t)v); memcpy(p, &x, 8); }
 static inline UNUSED void st32(uint8_t *p, int32_t v) { uint32_t x = htobe32((uint32_t)v); memcpy(p, &x, 4); }
 
 /* The cost of a call itself, to compare with zk_states_abi_version(). */
-NOIPA UNUSED static uint32_t c_abi_version(void) { return ZK_STATES_ABI_VERSION; }
+BASELINE(uint32_t, c_abi_version)(void) { return ZK_STATES_ABI_VERSION; }
 
-NOIPA UNUSED static int c_stat_decode(const uint8_t *b, size_t len, zk_stat *out) {
+BASELINE(int, c_stat_decode)(const uint8_t *b, size_t len, zk_stat *out) {
     if (!b || !out) return ZK_ERR_NULL_ARGUMENT;
     if (len < ZK_STAT_WIRE_SIZE) return ZK_ERR_TRUNCATED;
     out->czxid = (int64_t)ld64(b);
@@ -90,10 +102,10 @@ static inline int event_decode(const uint8_t *b, size_t len, zk_watched_event *o
     out->zxid = ZK_ZXID_UNKNOWN;
     return ZK_OK;
 }
-NOIPA UNUSED static int c_event_naive(const uint8_t *b, size_t len, zk_watched_event *out) { return event_decode(b, len, out, 0); }
-NOIPA UNUSED static int c_event_utf8(const uint8_t *b, size_t len, zk_watched_event *out) { return event_decode(b, len, out, 1); }
+BASELINE(int, c_event_naive)(const uint8_t *b, size_t len, zk_watched_event *out) { return event_decode(b, len, out, 0); }
+BASELINE(int, c_event_utf8)(const uint8_t *b, size_t len, zk_watched_event *out) { return event_decode(b, len, out, 1); }
 
-NOIPA UNUSED static int c_stat_props(const zk_stat *s, zk_stat_properties *o) {
+BASELINE(int, c_stat_props)(const zk_stat *s, zk_stat_properties *o) {
     if (!s || !o) return ZK_ERR_NULL_ARGUMENT;
     o->creation_transaction_id = s->czxid;
     o->last_modified_transaction_id = s->mzxid;

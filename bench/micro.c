@@ -21,6 +21,20 @@
 #include <zookeeper/zookeeper.jute.h>
 #endif
 
+#ifdef ZK_SHARED_BASELINES
+/* bench/baselines_so.c: the baselines again, in a shared library, called
+ * through the PLT like libzk_states.so (the .so build only). */
+uint32_t so_c_abi_version(void);
+int so_c_stat_decode(const uint8_t *b, size_t len, zk_stat *out);
+int so_c_event_naive(const uint8_t *b, size_t len, zk_watched_event *out);
+int so_c_event_utf8(const uint8_t *b, size_t len, zk_watched_event *out);
+int so_c_stat_props(const zk_stat *s, zk_stat_properties *o);
+#ifdef HAVE_ZKC
+int so_zkc_stat_decode(const uint8_t *b, size_t len, struct Stat *o);
+int so_zkc_event_decode(const uint8_t *b, size_t len);
+#endif
+#endif
+
 #ifdef ZK_STATIC
 #define KEY_PREFIX "static." /* linked against libzk_states.a */
 #else
@@ -79,6 +93,17 @@ LOOP(zkc_ev_dec, {
     close_buffer_iarchive(&ia);
 })
 #endif
+#ifdef ZK_SHARED_BASELINES
+LOOP(c_so_call, { SINK(so_c_abi_version()); })
+LOOP(c_so_stat_dec, { zk_stat o; SINK(so_c_stat_decode(stat_wire[k], ZK_STAT_WIRE_SIZE, &o)); SINK_MEM(&o); })
+LOOP(c_so_ev_naive, { zk_watched_event e; SINK(so_c_event_naive(event_wire[k], EV_LEN, &e)); SINK_MEM(&e); })
+LOOP(c_so_ev_utf8, { zk_watched_event e; SINK(so_c_event_utf8(event_wire[k], EV_LEN, &e)); SINK_MEM(&e); })
+LOOP(c_so_props, { zk_stat_properties p; SINK(so_c_stat_props(&stats[k], &p)); SINK_MEM(&p); })
+#ifdef HAVE_ZKC
+LOOP(zkc_so_stat_dec, { struct Stat o; SINK(so_zkc_stat_decode(stat_wire[k], ZK_STAT_WIRE_SIZE, &o)); SINK_MEM(&o); })
+LOOP(zkc_so_ev_dec, { SINK(so_zkc_event_decode(event_wire[k], EV_LEN)); })
+#endif
+#endif
 
 static const struct { const char *key; void (*fn)(size_t); } benches[] = {
     {"call.zk", zk_call},                    {"call.c", c_call},
@@ -90,6 +115,14 @@ static const struct { const char *key; void (*fn)(size_t); } benches[] = {
     {"stat_format.snprintf", c_snprintf},
 #ifdef HAVE_ZKC
     {"stat_decode.zkc", zkc_stat_dec},       {"event_decode.zkc", zkc_ev_dec},
+#endif
+#ifdef ZK_SHARED_BASELINES
+    {"call.c_so", c_so_call},                {"stat_decode.c_so", c_so_stat_dec},
+    {"event_decode.c_so_naive", c_so_ev_naive}, {"event_decode.c_so_utf8", c_so_ev_utf8},
+    {"stat_props.c_so", c_so_props},
+#ifdef HAVE_ZKC
+    {"stat_decode.zkc_so", zkc_so_stat_dec}, {"event_decode.zkc_so", zkc_so_ev_dec},
+#endif
 #endif
 };
 #define NB (sizeof benches / sizeof benches[0])
@@ -188,6 +221,29 @@ static void run_checks(void) {
         close_buffer_iarchive(&ia);
     }
     check("zkc_stat_decode", zkc);
+#endif
+#ifdef ZK_SHARED_BASELINES
+    int so = 1;
+    for (int i = 0; i < NIN; i++) {
+        zk_stat a, b;
+        zk_watched_event x, y, z;
+        zk_stat_properties p, q;
+        memset(&p, 0, sizeof p);
+        memset(&q, 0, sizeof q);
+        so &= so_c_abi_version() == zk_states_abi_version() &&
+              so_c_stat_decode(stat_wire[i], ZK_STAT_WIRE_SIZE, &a) == 0 &&
+              c_stat_decode(stat_wire[i], ZK_STAT_WIRE_SIZE, &b) == 0 && stat_eq(&a, &b) &&
+              so_c_event_naive(event_wire[i], EV_LEN, &x) == 0 && so_c_event_utf8(event_wire[i], EV_LEN, &y) == 0 &&
+              c_event_naive(event_wire[i], EV_LEN, &z) == 0 && !memcmp(&x, &z, sizeof x) &&
+              !memcmp(&y, &z, sizeof y) && so_c_stat_props(&stats[i], &p) == 0 &&
+              c_stat_props(&stats[i], &q) == 0 && !memcmp(&p, &q, sizeof p);
+#ifdef HAVE_ZKC
+        struct Stat o;
+        so &= so_zkc_stat_decode(stat_wire[i], ZK_STAT_WIRE_SIZE, &o) == 0 && stat_eq((const zk_stat *)&o, &stats[i]) &&
+              so_zkc_event_decode(event_wire[i], EV_LEN) == 0;
+#endif
+    }
+    check("shared_baselines", so);
 #endif
 }
 

@@ -19,6 +19,11 @@ def test_bench_quick_mode_runs_and_reports(root, tmp_path):
                 "persistent", "latency"]:
         assert row in report, f"no {row!r} row in the report:\n{report}"
     assert re.search(r"\| *[0-9.]+ *(ns|M/s|us|µs)", report), report
+    # Every C baseline computed what the library computes, in the program and in the
+    # shared library of baselines (bench/baselines_so.c) the .so rows are also given against.
+    verified = re.search(r"verified: ([^)]*)\)", report).group(1)
+    assert "FAILED" not in verified and "shared_baselines ok" in verified, verified
+    assert re.search(r"in a shared library \| *[0-9.]+ ns", report), report
     svg = (tmp_path / "dispatch_scale.svg").read_text()
     assert svg.lstrip().startswith("<svg") or "<svg" in svg[:200]
     assert "<polyline" in svg or "<path" in svg
