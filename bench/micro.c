@@ -14,7 +14,9 @@
  * Build: see scripts/bench (-DHAVE_ZKC links libzookeeper_mt.a). scripts/bench builds it twice:
  * against libzk_states.so (calls through the PLT, as a dynamically linked program makes them)
  * and, with -DZK_STATIC, against libzk_states.a (direct calls); the static build prefixes
- * every key with "static." so that both land in one report. */
+ * every key with "static." so that both land in one report. The .so build
+ * (-DZK_SHARED_BASELINES) also times the baselines compiled into a shared library
+ * (bench/baselines_so.c, keys "*.c_so*" and "*.zkc_so"), called as libzk_states.so is. */
 #include "baselines.h"
 #ifdef HAVE_ZKC
 #include <zookeeper/recordio.h>
