@@ -251,9 +251,10 @@ pub(super) struct Registry {
     slots: Vec<Slot>,
     /// Retired slots, each with the generation of its last watch.
     free: Vec<(u32, u32)>,
-    /// The live generation of every slot (0: never used; `gone(gen)` once
-    /// its watch is gone), shared with the dispatch
-    /// thread, which skips jobs of a watch removed after they were queued.
+    /// The generation of every slot's watch (0: never used; `gone(gen)`
+    /// once the watch is gone; once the slot is free, the generation of its
+    /// next watch: see `retire`), shared with the dispatch thread, which
+    /// skips the jobs of a watch removed after they were queued.
     gens: Vec<Arc<[AtomicU32]>>,
     /// The path entries, each in the bucket `index` gave it (as many as the
     /// index has buckets; an empty bucket holds a vacant entry).
@@ -321,9 +322,6 @@ impl Default for Registry {
         }
     }
 }
-
-/// Reservations per burst of generation-cell prefetches (see `reserve`).
-const GEN_BURST: u64 = 32;
 
 /// Below this many bytes of entries and slots in use the registry stays in
 /// cache, and reading ahead (see `dispatch::Pending`) would only cost time.
@@ -399,26 +397,16 @@ impl Registry {
                     kind,
                     state: State::Free,
                 });
-                (u32::try_from(slot).expect("fewer than 2^32 watches"), 0)
+                let slot = u32::try_from(slot).expect("fewer than 2^32 watches");
+                // A reused slot's cell already holds its next generation
+                // (see `retire`).
+                self.gen_cell(slot).store(1, Ordering::Release);
+                (slot, 0)
             }
         };
         let gen = last + 1;
         let order = self.next_order;
         self.next_order += 1;
-        self.gen_cell(slot).store(gen, Ordering::Release);
-        // The next reservations store to the cells of the next free slots,
-        // whose lines the dispatch thread has likely written last (claiming
-        // the watches). In a large registry those are spread out: asked for
-        // together, their page walks overlap.
-        if !self.is_large() {
-            if let Some(&(next, _)) = self.free.last() {
-                hint::prefetch_write(self.gen_cell(next));
-            }
-        } else if order % GEN_BURST == 0 {
-            for &(next, _) in self.free.iter().rev().take(GEN_BURST as usize) {
-                hint::prefetch_write(self.gen_cell(next));
-            }
-        }
         Added {
             slot,
             id: (u64::from(gen) << 32) | u64::from(slot),
@@ -735,22 +723,40 @@ impl Registry {
         self.empty = 0;
     }
 
-    /// Slots the dispatch thread is done with: free for reuse. They are not
-    /// read or written here (this runs on the dispatch thread, and the next
-    /// `link` would have to pull each slot's cache line back): a retired slot
-    /// keeps its `Popped` or `Dead` state, which no id can act on, since its
-    /// generation cell says `gone`; `reserve` skips the exhausted ones.
+    /// Slots the dispatch thread is done with: free for reuse. Each one's
+    /// generation cell moves on to the generation its next watch will have
+    /// (no job names it, and no id carries it, before `reserve` hands it
+    /// out), so that `reserve` need not touch the cell: this runs on the
+    /// dispatch thread, which has the cells in its cache (it claimed the
+    /// watches), while a store from the feeding thread would have to pull
+    /// each line over. The slots themselves are not read or written (the
+    /// next `link` would have to pull their lines back): a retired slot
+    /// keeps its `Popped` or `Dead` state and generation, which no id can
+    /// act on any more; `reserve` skips the exhausted ones, whose cells stay
+    /// `gone`.
     pub(super) fn retire(&mut self, slots: &mut Vec<(u32, u32)>) {
+        for &(slot, last) in slots.iter() {
+            if last < GEN_LIMIT {
+                self.gen_cell(slot).store(last + 1, Ordering::Release);
+            }
+        }
         self.free.append(slots);
     }
 
     /// A slot to reuse, if any, and its last generation: the last one
     /// retired (its cache lines are likely still warm) whose generation is
-    /// not exhausted. Neither the slot nor its generation cell is read
-    /// (the cell's line is usually the dispatch thread's, which claimed it).
+    /// not exhausted. Neither the slot nor its generation cell is read:
+    /// `retire` set the cell.
     fn reuse(&mut self) -> Option<(u32, u32)> {
         while let Some((slot, last)) = self.free.pop() {
-            debug_assert_eq!(self.gen_cell(slot).load(Ordering::Acquire), gone(last));
+            debug_assert_eq!(
+                self.gen_cell(slot).load(Ordering::Acquire),
+                if last < GEN_LIMIT {
+                    last + 1
+                } else {
+                    gone(last)
+                }
+            );
             debug_assert!(matches!(
                 self.slots[slot as usize].state,
                 State::Popped | State::Dead
@@ -1548,6 +1554,33 @@ mod tests {
         }
         assert_eq!(r.entries.len(), r.index.buckets());
         assert!(!over_full(r.occupied, r.index.buckets()));
+    }
+
+    #[test]
+    fn retired_slots_come_back_with_their_next_generation() {
+        let mut r = Registry::default();
+        let a = r.add(b"/a", zk_watch_kind::ZK_WATCH_DATA);
+        let mut fired = Vec::new();
+        r.match_event(zk_event_type::Changed, b"/a", &mut fired);
+        let t = fired[0];
+        assert_eq!((t.slot, t.claim), (a.slot, true));
+        // Claimed and called by the dispatch thread, then handed back.
+        let cell = r.gen_cell(t.slot);
+        assert!(cell
+            .compare_exchange(t.gen, gone(t.gen), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok());
+        r.retire(&mut vec![(t.slot, t.gen)]);
+        // The cell already holds the next watch's generation; the old id
+        // can neither cancel nor remove anything.
+        assert_eq!(r.gen_cell(t.slot).load(Ordering::Acquire), t.gen + 1);
+        assert_eq!(r.remove(a.id), None);
+        let b = r.add(b"/b", zk_watch_kind::ZK_WATCH_PERSISTENT);
+        assert_eq!(b.slot, a.slot);
+        assert_eq!(b.id, (u64::from(t.gen + 1) << 32) | u64::from(b.slot));
+        assert_eq!(r.gen_cell(b.slot).load(Ordering::Acquire), t.gen + 1);
+        assert_eq!(r.remove(a.id), None);
+        assert_eq!(r.remove(b.id), Some(Removed::Release(b.slot)));
+        assert_eq!(r.gen_cell(b.slot).load(Ordering::Acquire), gone(t.gen + 1));
     }
 
     #[test]
