@@ -22,9 +22,12 @@
 //! (`Worker`), indexed by watch slot: feeding never touches them, and a
 //! removed or fired watch's handler is dropped there, after the jobs queued
 //! before. Matching is O(path depth) (see `registry`). Lines one thread
-//! writes and the other then writes too (the queue's space, a reused slot's
-//! generation cell) are asked for ahead with a write prefetch (`hint`), so
-//! that neither thread's stores wait for the other core.
+//! writes and the other then writes too (the queue's space) are asked for
+//! ahead with a write prefetch (`hint`), so that neither thread's stores
+//! wait for the other core; a fired watch's generation cell, which the
+//! dispatch thread writes when it claims the call, is also moved on to its
+//! slot's next generation there (`Registry::retire`), so that registering
+//! a watch in the reused slot does not write it again from the feeder.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;

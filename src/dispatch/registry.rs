@@ -42,8 +42,7 @@ pub(super) const CHUNK: usize = 4096;
 const GEN_LIMIT: u32 = 0x7fff_ffff;
 
 /// Set in a generation cell once its watch is gone (no job may call it):
-/// the cell keeps the last generation below it, so that a slot is reused
-/// without reading the slot itself.
+/// the cell keeps the last generation below it until `retire` moves it on.
 const GONE: u32 = 0x8000_0000;
 
 /// What a generation cell holds once the watch of generation `gen` is gone.
